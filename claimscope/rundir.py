@@ -1,0 +1,116 @@
+"""The run directory: every stage reads and writes files here, atomically."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TypeVar
+
+from pydantic import BaseModel
+
+from claimscope.errors import BadRunDir
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write to a temp file in the same folder, fsync, then rename over the target."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def write_json(path: Path, obj: BaseModel | dict | list) -> None:
+    if isinstance(obj, BaseModel):
+        text = obj.model_dump_json(indent=2)
+    else:
+        text = json.dumps(obj, indent=2, ensure_ascii=False, default=str)
+    atomic_write_text(path, text + "\n")
+
+
+def write_jsonl(path: Path, items: Iterable[BaseModel]) -> None:
+    atomic_write_text(path, "".join(item.model_dump_json() + "\n" for item in items))
+
+
+def read_jsonl(path: Path, model: type[M]) -> list[M]:
+    if not path.exists():
+        raise BadRunDir(str(path), "missing; run the stage that writes it first")
+    out = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if line.strip():
+            try:
+                out.append(model.model_validate_json(line))
+            except ValueError as e:
+                raise BadRunDir(f"{path}:{n}", f"not a valid {model.__name__}: {str(e).splitlines()[0]}") from e
+    return out
+
+
+def read_json(path: Path, model: type[M]) -> M:
+    if not path.exists():
+        raise BadRunDir(str(path), "missing; run the stage that writes it first")
+    try:
+        return model.model_validate_json(path.read_text(encoding="utf-8"))
+    except ValueError as e:
+        raise BadRunDir(str(path), f"not a valid {model.__name__}: {str(e).splitlines()[0]}") from e
+
+
+class RunDir:
+    """Paths of one run's files (see DESIGN.md)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def create(self) -> RunDir:
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.papers.mkdir(exist_ok=True)
+        return self
+
+    @property
+    def manifest(self) -> Path:
+        return self.root / "run.json"
+
+    @property
+    def claims(self) -> Path:
+        return self.root / "claims.jsonl"
+
+    @property
+    def papers(self) -> Path:
+        return self.root / "papers"
+
+    @property
+    def papers_index(self) -> Path:
+        return self.root / "papers.jsonl"
+
+    @property
+    def passages(self) -> Path:
+        return self.root / "passages.jsonl"
+
+    @property
+    def index(self) -> Path:
+        return self.root / "index"
+
+    @property
+    def verdicts(self) -> Path:
+        return self.root / "verdicts.jsonl"
+
+    @property
+    def replication(self) -> Path:
+        return self.root / "replication.json"
+
+    def paper_dir(self, safe_key: str) -> Path:
+        return self.papers / safe_key
