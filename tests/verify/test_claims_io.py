@@ -1,0 +1,108 @@
+"""Claims input: the example report, JSON, CSV and SciFact JSONL, and clear errors for bad files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from claimscope.errors import BadClaimsFile
+from claimscope.verify.claims_io import parse_ref, read_claims, truncation_kind
+
+ROOT = Path(__file__).resolve().parents[2]
+REPORT = ROOT / "examples" / "assignee_report.txt"
+
+
+def test_example_report_has_nine_claims_with_as_reported_fields():
+    parsed = read_claims(REPORT)
+    assert len(parsed.claims) == 9
+    assert parsed.title.startswith("Scaling Pretrained Model Size")
+    assert parsed.question.startswith("Does scaling the size of the pretrained model")
+    assert parsed.question.endswith("XTREME-R?")
+    confidences = [c.as_reported.confidence for c in parsed.claims]
+    assert confidences == [0.26, 0.25, 0.29, 0.17, 0.33, 0.32, 0.32, 0.42, 0.28]
+    assert {c.as_reported.verdict for c in parsed.claims} == {"verified"}
+    assert len({c.id for c in parsed.claims}) == 9
+
+
+def test_example_report_references_keep_versions():
+    refs = read_claims(REPORT).references
+    assert [r.key for r in refs] == ["2509.23657v1", "2005.13013v2", "2310.09917v3"]
+    claim = read_claims(REPORT).claims[0]
+    assert [r.key for r in claim.cited] == ["2509.23657v1", "2005.13013v2", "2310.09917v3"]
+
+
+def test_example_report_truncation_flags():
+    claims = read_claims(REPORT).claims
+    flags = [c.truncated for c in claims]
+    # only "Multi-task ... improving by 8.7 points." is a complete sentence
+    assert flags == [True, False, True, True, True, True, True, True, True]
+    kinds = [truncation_kind(c.text) for c in claims]
+    assert kinds[2] == "mid-word"  # "... that have no training d"
+    assert kinds[5] == "mid-word"  # "... multilingual MLM duri"
+    assert kinds[4] == "mid-sentence"  # "... an average improvement of 5.4"
+
+
+def test_report_notes_flag_the_invented_quality_score():
+    notes = read_claims(REPORT).notes
+    assert any("quality score" in n for n in notes)
+    assert any("8 of 9 claims are cut off" in n for n in notes)
+
+
+@pytest.mark.parametrize("text,key", [
+    ("http://arxiv.org/abs/2005.13013v2", "2005.13013v2"),
+    ("<https://arxiv.org/pdf/2005.13013v1>", "2005.13013v1"),
+    ("arXiv:2005.13013", "2005.13013"),
+    ("2005.13013v1", "2005.13013v1"),
+    ("https://arxiv.org/abs/hep-th/9901001v3", "hep-th/9901001v3"),
+])
+def test_parse_ref(text, key):
+    assert parse_ref(text).key == key
+
+
+def test_json_csv_and_scifact_inputs(tmp_path):
+    j = tmp_path / "claims.json"
+    j.write_text(json.dumps({"question": "Q?", "claims": [
+        {"id": "a", "claim": "XLM-R uses 100 languages.", "cited": ["1911.02116"], "verified": True,
+         "confidence": 0.9}]}))
+    parsed = read_claims(j)
+    assert parsed.question == "Q?"
+    assert parsed.claims[0].id == "a" and parsed.claims[0].cited[0].key == "1911.02116"
+    assert parsed.claims[0].as_reported.verdict == "verified"
+
+    c = tmp_path / "claims.csv"
+    c.write_text("claim,cited,confidence\nSeven intermediate tasks are used.,2005.13013v1,42%\n,,\n")
+    rows = read_claims(c).claims
+    assert len(rows) == 1 and rows[0].as_reported.confidence == pytest.approx(0.42)
+
+    s = tmp_path / "dev.jsonl"
+    s.write_text(json.dumps({"id": 7, "claim": "A claim.", "evidence": {"1": [{"sentences": [0],
+                                                                             "label": "CONTRADICT"}]},
+                             "cited_doc_ids": [1]}) + "\n")
+    sc = read_claims(s).claims
+    assert sc[0].id == "7" and sc[0].gold_label == "CONTRADICTED"
+
+
+@pytest.mark.parametrize("name,content,problem", [
+    ("empty.txt", "", "empty"),
+    ("notable.txt", "Title\n\nNo table here.\n", "no claims table"),
+    ("bad.json", "{not json", "not valid JSON"),
+    ("nocol.csv", "foo,bar\n1,2\n", "no 'claim' or 'text' column"),
+    ("conf.txt", "T\n\nClaim\tVerified\tConfidence\nA claim.\t✓\thigh\n", "confidence 'high'"),
+    ("weird.xlsx", "x", "unknown claims format"),
+])
+def test_bad_claims_files_name_the_file_and_problem(tmp_path, name, content, problem):
+    path = tmp_path / name
+    path.write_text(content)
+    with pytest.raises(BadClaimsFile) as err:
+        read_claims(path)
+    assert name in str(err.value) and problem in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_non_utf8_file(tmp_path):
+    path = tmp_path / "latin1.txt"
+    path.write_bytes("Claim\tVerified\nCaf\xe9 claim.\t\u2713\n".encode("latin-1", errors="replace"))
+    with pytest.raises(BadClaimsFile, match="not UTF-8"):
+        read_claims(path)

@@ -1,0 +1,58 @@
+"""Hybrid evidence index on the bundled MiniLM: ranking, restriction to cited papers, persistence, incremental add."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from claimscope.types import Passage
+from claimscope.verify.embed import BUNDLED
+from claimscope.verify.index import MANIFEST, EvidenceIndex
+
+
+def _p(paper: str, text: str, page: int = 1) -> Passage:
+    return Passage(paper=paper, arxiv_id=paper.split("v")[0], version=int(paper.split("v")[1]), page=page, start=0,
+                   end=len(text), text=text)
+
+
+@pytest.fixture(scope="module")
+def passages():
+    return [
+        _p("2005.13013v1", "Using a set of 7 intermediate language understanding tasks, we evaluate transfer.", 1),
+        _p("2005.13013v1", "Evaluating our best models yields an average improvement of 6.1 points.", 2),
+        _p("2005.13013v2", "Using nine intermediate language-understanding tasks, we evaluate transfer.", 1),
+        _p("1911.02116v2", "XLM-R is trained on 2.5TB of filtered CommonCrawl data in 100 languages.", 1),
+        _p("1911.02116v2", "The cat sat on the mat while it rained in Paris.", 3),
+    ]
+
+
+def test_search_ranks_the_relevant_passage_first_and_respects_restriction(passages, tmp_path):
+    index = EvidenceIndex.build(passages, BUNDLED)
+    hits = index.search("How many languages is XLM-R trained on?", 3)
+    assert hits[0].passage.paper == "1911.02116v2" and "100 languages" in hits[0].passage.text
+    only_v2 = index.search("number of intermediate tasks", 5, allowed={"2005.13013v2"})
+    assert {h.passage.paper for h in only_v2} == {"2005.13013v2"}
+    assert index.search("anything", 5, allowed={"9999.99999v1"}) == []
+
+
+def test_index_is_persisted_reused_and_extended_without_re_embedding(passages, tmp_path, monkeypatch):
+    directory = tmp_path / "index"
+    EvidenceIndex.load_or_build(directory, passages[:3], BUNDLED)
+    manifest = json.loads((directory / MANIFEST).read_text())
+    assert manifest["count"] == 3 and manifest["dims"] == 384 and manifest["model"] == BUNDLED
+
+    embedded: list[int] = []
+    import claimscope.verify.index as mod
+
+    real = mod.embed_texts
+    monkeypatch.setattr(mod, "embed_texts", lambda texts, *a, **k: embedded.append(len(texts)) or real(texts, *a, **k))
+    again = EvidenceIndex.load_or_build(directory, passages[:3], BUNDLED)
+    assert len(again.passages) == 3 and embedded == []  # reused, nothing embedded
+
+    grown = EvidenceIndex.load_or_build(directory, passages, BUNDLED)
+    assert embedded == [2]  # only the two new passages were embedded
+    assert len(grown.passages) == 5
+    manifest = json.loads((directory / MANIFEST).read_text())
+    assert [a["added"] for a in manifest["additions"]] == [3, 2]
+    assert not (tmp_path / "index.tmp").exists()

