@@ -95,6 +95,25 @@ class Paper(Model):
     notes: list[str] = Field(default_factory=list, description="what was skipped or doubtful while reading it")
 
 
+class ParsedPage(Model):
+    """The text of one page in reading order; paragraphs separated by a blank line."""
+
+    number: int = Field(ge=1, description="1-based page number")
+    text: str
+    headings: list[tuple[int, str]] = Field(
+        default_factory=list, description="(char offset into text, heading text) of section headings on this page"
+    )
+
+
+class ParsedDoc(Model):
+    """A paper file read into pages (retrieve.pdf / retrieve.text)."""
+
+    path: str
+    pages: list[ParsedPage] = Field(default_factory=list)
+    skipped_pages: list[tuple[int, str]] = Field(default_factory=list, description="(page number, reason) not read")
+    meta: dict[str, Any] = Field(default_factory=dict, description="title, page_count, parser name + version, ...")
+
+
 class Passage(Model):
     """A sentence window of a paper, with the page it is on."""
 

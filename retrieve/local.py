@@ -1,0 +1,256 @@
+"""Find cited papers in a local folder (files named by arXiv id), read them, and copy them into the run dir."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from claimscope.errors import ClaimscopeError, PaperNotFound
+from claimscope.rundir import atomic_write_bytes, write_json
+from claimscope.settings import RetrieveSettings
+from claimscope.types import Gap, Paper, PaperMeta, PaperRef, ParsedDoc
+
+logger = logging.getLogger(__name__)
+
+FORMATS = {".pdf": "pdf", ".txt": "text", ".text": "text", ".md": "markdown", ".markdown": "markdown",
+           ".html": "html", ".htm": "html"}
+EXT_FOR_FMT = {"pdf": "pdf", "text": "txt", "markdown": "md", "html": "html"}
+_FMT_PREFERENCE = {"pdf": 0, "html": 1, "markdown": 2, "text": 3}
+PARTIAL_WORDS = ("partial", "abstract", "excerpt", "abs")
+_NAME = re.compile(
+    r"^(?P<id>\d{4}\.\d{4,5}|[a-z][a-z\-]*(?:\.[A-Z]{2})?_\d{7})(?:v(?P<v>\d+))?(?P<suffix>_[A-Za-z0-9_\-]+)?$"
+)
+
+
+@dataclass(frozen=True)
+class LocalFile:
+    path: Path
+    arxiv_id: str
+    version: int | None
+    fmt: str
+    partial: bool
+    suffix: str
+
+
+def parse_filename(path: Path) -> LocalFile | None:
+    """`2005.13013v1.pdf` -> LocalFile(2005.13013, 1, pdf); `hep-th_9901001v2_partial.md` -> partial; else None."""
+    fmt = FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        return None
+    m = _NAME.match(path.stem)
+    if not m:
+        return None
+    arxiv_id = m.group("id")
+    if "_" in arxiv_id:  # old-style id stored with '/' replaced by '_'
+        arxiv_id = arxiv_id.replace("_", "/", 1)
+    suffix = (m.group("suffix") or "").lstrip("_")
+    partial = any(w in suffix.lower().split("_") for w in PARTIAL_WORDS)
+    return LocalFile(path, arxiv_id, int(m.group("v")) if m.group("v") else None, fmt, partial, suffix)
+
+
+def scan_folder(folder: Path) -> dict[str, list[LocalFile]]:
+    """All paper files in `folder` by arXiv id. Files whose names are not exactly an id are ignored."""
+    found: dict[str, list[LocalFile]] = {}
+    for p in sorted(folder.iterdir()):
+        if not p.is_file():
+            continue
+        lf = parse_filename(p)
+        if lf is not None:
+            found.setdefault(lf.arxiv_id, []).append(lf)
+    return found
+
+
+def read_document(path: Path, fmt: str, settings: RetrieveSettings) -> ParsedDoc:
+    if fmt == "pdf":
+        from claimscope.retrieve.pdf import parse_pdf
+
+        return parse_pdf(path, max_pages=settings.max_pages, max_bytes=settings.max_bytes)
+    from claimscope.retrieve.text import parse_text
+
+    return parse_text(path, max_bytes=settings.max_bytes)
+
+
+def _pick_per_version(files: list[LocalFile]) -> dict[int | None, LocalFile]:
+    """One file per version: full text before partial, then PDF > HTML > Markdown > text."""
+    best: dict[int | None, LocalFile] = {}
+    for lf in sorted(files, key=lambda f: (f.partial, _FMT_PREFERENCE[f.fmt], f.path.name)):
+        best.setdefault(lf.version, lf)
+    return best
+
+
+def store_paper(
+    ref: PaperRef,
+    data: bytes,
+    fmt: str,
+    doc: ParsedDoc,
+    papers_out: Path,
+    *,
+    source: str,
+    partial: bool,
+    notes: list[str],
+    meta: PaperMeta | None = None,
+) -> Paper:
+    """Copy the file into papers_out/<safe_key>/paper.<ext> and write meta.json next to it (both atomic)."""
+    sha = hashlib.sha256(data).hexdigest()
+    folder = papers_out / ref.safe_key
+    dest = folder / f"paper.{EXT_FOR_FMT[fmt]}"
+    if not (dest.exists() and hashlib.sha256(dest.read_bytes()).hexdigest() == sha):
+        atomic_write_bytes(dest, data)
+    try:
+        rel = dest.relative_to(papers_out.parent)
+    except ValueError:
+        rel = dest
+    if meta is None:
+        meta = PaperMeta(title=doc.meta.get("title"))
+    elif not meta.title and doc.meta.get("title"):
+        meta = meta.model_copy(update={"title": doc.meta.get("title")})
+    all_notes = list(notes)
+    all_notes += [f"page {n} skipped: {why}" for n, why in doc.skipped_pages]
+    all_notes += list(doc.meta.get("notes") or [])
+    paper = Paper(
+        ref=ref,
+        sha256=sha,
+        source=source,  # type: ignore[arg-type]
+        path=str(rel),
+        fmt=fmt,  # type: ignore[arg-type]
+        meta=meta,
+        partial=partial,
+        pages=len(doc.pages),
+        notes=all_notes,
+    )
+    write_json(folder / "meta.json", paper)
+    return paper
+
+
+def _version_notes(cited: set[int | None], held: list[int | None], arxiv_id: str, where: str) -> list[str]:
+    notes = []
+    held_str = ", ".join(f"v{v}" if v else "unversioned" for v in held)
+    for v in sorted(x for x in cited if x is not None):
+        if v not in held:
+            notes.append(f"cited v{v}; only {held_str} available {where}")
+    return notes
+
+
+def collect_local(
+    refs: list[PaperRef], settings: RetrieveSettings, papers_out: Path
+) -> tuple[list[tuple[Paper, ParsedDoc]], list[Gap], list[PaperRef]]:
+    """Local-folder part of `collect_papers`; also returns the refs with no local file (for the online path)."""
+    folder = settings.papers_dir
+    if folder is not None and not Path(folder).is_dir():
+        raise PaperNotFound(str(folder), "papers folder does not exist")
+    found = scan_folder(Path(folder)) if folder is not None else {}
+
+    results: list[tuple[Paper, ParsedDoc]] = []
+    gaps: list[Gap] = []
+    missing: list[PaperRef] = []
+    by_id: dict[str, list[PaperRef]] = {}
+    for ref in refs:
+        if ref.arxiv_id is None:
+            continue
+        by_id.setdefault(ref.arxiv_id, []).append(ref)
+
+    for arxiv_id, id_refs in by_id.items():
+        files = found.get(arxiv_id, [])
+        if not files:
+            missing.extend(id_refs)
+            continue
+        cited = {r.version for r in id_refs}
+        chosen = _pick_per_version(files)
+        held = sorted(chosen, key=lambda v: (v is None, v or 0))
+        vnotes = _version_notes(cited, held, arxiv_id, "locally")
+        for version in held:
+            lf = chosen[version]
+            ref = PaperRef(arxiv_id=arxiv_id, version=version, title=id_refs[0].title, url=id_refs[0].url)
+            notes = list(vnotes)
+            cited_versions = sorted(v for v in cited if v is not None)
+            if cited_versions and version not in cited_versions:
+                cited_str = ", ".join(f"v{v}" for v in cited_versions)
+                notes.append(f"not the cited version: cited {cited_str}, this file is {ref.key}")
+            others = [f.path.name for f in files if f.version == version and f is not lf]
+            if others:
+                notes.append(f"also present, not used: {', '.join(others)}")
+            if version is None:
+                notes.append(f"local file {lf.path.name} has no version in its name; version unknown")
+            try:
+                doc = read_document(lf.path, lf.fmt, settings)
+                partial = lf.partial or bool(doc.meta.get("marked_partial"))
+                if partial and not lf.partial:
+                    notes.append("file is marked PARTIAL in its header")
+                paper = store_paper(
+                    ref, lf.path.read_bytes(), lf.fmt, doc, papers_out,
+                    source="local", partial=partial, notes=notes,
+                )
+            except (ClaimscopeError, OSError) as e:
+                logger.warning("skipping %s: %s", lf.path, e)
+                gaps.append(Gap(stage="retrieve", item=ref.key, reason=str(e)))
+                continue
+            logger.info("local paper %s from %s (%d pages)", ref.key, lf.path.name, paper.pages)
+            results.append((paper, doc))
+    return results, gaps, missing
+
+
+def _collect_named(
+    refs: list[PaperRef], settings: RetrieveSettings, papers_out: Path
+) -> tuple[list[tuple[Paper, ParsedDoc]], list[Gap]]:
+    """Refs without an arXiv id: a file whose stem is exactly the local name."""
+    results: list[tuple[Paper, ParsedDoc]] = []
+    gaps: list[Gap] = []
+    folder = Path(settings.papers_dir) if settings.papers_dir else None
+    for ref in refs:
+        if ref.arxiv_id is not None:
+            continue
+        match = None
+        if folder is not None:
+            match = next(
+                (p for p in sorted(folder.iterdir()) if p.stem == ref.local_name and p.suffix.lower() in FORMATS), None
+            )
+        if match is None:
+            reason = f"no local file named {ref.local_name}.* in {folder}"
+            gaps.append(Gap(stage="retrieve", item=ref.key, reason=reason))
+            continue
+        fmt = FORMATS[match.suffix.lower()]
+        try:
+            doc = read_document(match, fmt, settings)
+            paper = store_paper(ref, match.read_bytes(), fmt, doc, papers_out, source="local",
+                                partial=bool(doc.meta.get("marked_partial")), notes=[])
+        except (ClaimscopeError, OSError) as e:
+            gaps.append(Gap(stage="retrieve", item=ref.key, reason=str(e)))
+            continue
+        results.append((paper, doc))
+    return results, gaps
+
+
+def collect_papers(
+    refs: list[PaperRef], settings: RetrieveSettings, papers_out: Path
+) -> tuple[list[tuple[Paper, ParsedDoc]], list[Gap]]:
+    """Every held version of every cited paper, read and copied to papers_out/<key>/, plus a Gap per paper not found.
+
+    Local folder first (all versions found there); then, when `settings.offline` is False, the cache and arXiv.
+    One missing or unreadable paper is a Gap, never an exception; a missing papers_dir raises PaperNotFound.
+    """
+    papers_out = Path(papers_out)
+    results, gaps, missing = collect_local(refs, settings, papers_out)
+    named, named_gaps = _collect_named(refs, settings, papers_out)
+    results += named
+    gaps += named_gaps
+    if missing and not settings.offline:
+        try:
+            from claimscope.retrieve.online import collect_online
+        except ModuleNotFoundError:
+            collect_online = None  # type: ignore[assignment]
+        if collect_online is not None:
+            online, online_gaps = collect_online(missing, settings, papers_out)
+            return results + online, gaps + online_gaps
+    where = str(settings.papers_dir) if settings.papers_dir else "(no papers folder given)"
+    seen: set[str] = set()
+    for ref in missing:
+        if ref.arxiv_id in seen:
+            continue
+        seen.add(str(ref.arxiv_id))
+        mode = "offline" if settings.offline else "online fetching unavailable"
+        reason = f"no local file for {ref.arxiv_id} in {where} and {mode}"
+        gaps.append(Gap(stage="retrieve", item=ref.key, reason=reason))
+    return results, gaps

@@ -1,0 +1,202 @@
+"""PDF -> ParsedDoc with PyMuPDF: per-page text in reading order (column aware), headings, bad pages skipped."""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+
+import pymupdf
+from claimscope.retrieve.textnorm import Dehyphenator, fix_ligatures, heading_text, join_lines
+
+from claimscope.errors import EmptyPdf, EncryptedPdf, ImageOnlyPdf, LimitExceeded, PdfUnreadable
+from claimscope.types import ParsedDoc, ParsedPage
+
+logger = logging.getLogger(__name__)
+
+# Ligatures expanded by MuPDF itself (no TEXT_PRESERVE_LIGATURES); keep whitespace handling default.
+_TEXT_FLAGS = pymupdf.TEXT_PRESERVE_WHITESPACE | pymupdf.TEXT_MEDIABOX_CLIP
+_SENT_END = re.compile(r"[.!?:;)\]\"\u201d]\s*$")
+
+_BULLETS = ("\u2022", "\u25cf", "\u25aa", "-", "*", "\u2013")
+Block = tuple[float, float, float, float, str]
+
+
+def _quiet_mupdf() -> None:
+    """Stop MuPDF printing to stderr; its messages are collected and logged instead."""
+    pymupdf.TOOLS.mupdf_display_errors(False)
+    if hasattr(pymupdf.TOOLS, "mupdf_display_warnings"):
+        pymupdf.TOOLS.mupdf_display_warnings(False)
+
+
+def _log_mupdf_messages(path: Path) -> None:
+    msgs = pymupdf.TOOLS.mupdf_warnings(reset=True)
+    if msgs:
+        for line in msgs.splitlines()[:20]:
+            logger.debug("mupdf (%s): %s", path.name, line)
+
+
+def order_blocks(blocks: list[Block], page_width: float) -> list[Block]:
+    """Reading order for one- and two-column pages.
+
+    Blocks wider than one column (titles, figure captions, tables across the page) split the page into bands;
+    inside a band the left column is read before the right column.
+    """
+    mid = page_width / 2
+    tol = page_width * 0.02
+    ordered: list[Block] = []
+    band: list[Block] = []
+
+    def flush() -> None:
+        left = [b for b in band if b[2] <= mid + tol]
+        right = [b for b in band if b[2] > mid + tol]
+        ordered.extend(sorted(left, key=lambda b: (b[1], b[0])))
+        ordered.extend(sorted(right, key=lambda b: (b[1], b[0])))
+        band.clear()
+
+    for b in sorted(blocks, key=lambda b: (b[1], b[0])):
+        x0, x1 = b[0], b[2]
+        if x0 < mid - tol and x1 > mid + tol:  # spans both columns
+            flush()
+            ordered.append(b)
+        else:
+            band.append(b)
+    flush()
+    return ordered
+
+
+def _page_text(blocks: list[Block], page_width: float, dehyph: Dehyphenator) -> tuple[str, list[tuple[int, str]]]:
+    paragraphs: list[str] = []
+    headings: list[tuple[int, str]] = []
+    offset = 0
+    for b in order_blocks(blocks, page_width):
+        para = join_lines(fix_ligatures(b[4]).split("\n"), dehyph)
+        if not para:
+            continue
+        head = heading_text(para)
+        if head is not None:
+            headings.append((offset + (2 if paragraphs else 0), head))
+        elif paragraphs and _continues(paragraphs[-1], para):
+            # a paragraph continued from the previous column / block: join it into one paragraph
+            prev = paragraphs[-1]
+            joined = join_lines([prev, para], dehyph)
+            paragraphs[-1] = joined
+            offset += len(joined) - len(prev)
+            continue
+        if paragraphs:
+            offset += 2
+        paragraphs.append(para)
+        offset += len(para)
+    text = "\n\n".join(paragraphs)
+    return text, headings
+
+
+def _continues(prev: str, para: str) -> bool:
+    """`para` carries on the sentence that `prev` left open (a paragraph split across columns)."""
+    if _SENT_END.search(prev) or heading_text(prev) is not None or para.startswith(_BULLETS):
+        return False
+    return para[0].islower() or (len(prev) >= 80 and prev[-1].isalnum() and " " in para)
+
+
+def _title_from_first_page(page: pymupdf.Page) -> str | None:
+    """The largest-font line in the top third of page 1."""
+    clip = pymupdf.Rect(page.rect.x0, page.rect.y0, page.rect.x1, page.rect.y0 + page.rect.height / 3)
+    best: tuple[float, list[str]] = (0.0, [])
+    for block in page.get_text("dict", clip=clip, flags=_TEXT_FLAGS)["blocks"]:
+        for line in block.get("lines", []):
+            text = "".join(s["text"] for s in line["spans"]).strip()
+            if not text:
+                continue
+            size = max(s["size"] for s in line["spans"])
+            if size > best[0] + 0.5:
+                best = (size, [text])
+            elif abs(size - best[0]) <= 0.5:
+                best[1].append(text)
+    title = " ".join(best[1]).strip()
+    return fix_ligatures(title) or None
+
+
+def parse_pdf(path: Path, *, max_pages: int = 300, max_bytes: int = 50_000_000) -> ParsedDoc:
+    """Read a PDF into pages of text in reading order.
+
+    Raises PdfUnreadable (corrupt), EncryptedPdf, EmptyPdf (no pages / no text), ImageOnlyPdf (no text layer),
+    LimitExceeded (file too large). A page that fails is recorded in `skipped_pages`; the rest are kept.
+    """
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+    except OSError as e:
+        raise PdfUnreadable(str(path), f"cannot read file: {e.strerror or e}") from e
+    if size > max_bytes:
+        raise LimitExceeded(str(path), f"file is {size:,} bytes, more than max_bytes={max_bytes:,}")
+    if size == 0:
+        raise EmptyPdf(str(path), "file is empty (0 bytes)")
+
+    _quiet_mupdf()
+    try:
+        doc = pymupdf.open(path, filetype="pdf")
+    except Exception as e:  # pymupdf raises FileDataError / RuntimeError / ValueError for broken files
+        _log_mupdf_messages(path)
+        raise PdfUnreadable(str(path), f"not a readable PDF ({type(e).__name__}: {str(e)[:120]})") from e
+
+    try:
+        if doc.needs_pass and not doc.authenticate(""):
+            raise EncryptedPdf(str(path), "PDF is encrypted and needs a password")
+        n = doc.page_count
+        if n == 0:
+            raise EmptyPdf(str(path), "PDF has zero pages")
+        meta_title = (doc.metadata or {}).get("title") or None
+
+        raw: list[tuple[int, list[Block], float, bool]] = []
+        skipped: list[tuple[int, str]] = []
+        for i in range(min(n, max_pages)):
+            try:
+                page = doc.load_page(i)
+                blocks = [
+                    (b[0], b[1], b[2], b[3], b[4])
+                    for b in page.get_text("blocks", flags=_TEXT_FLAGS)
+                    if b[6] == 0 and b[4].strip()
+                ]
+                has_images = not blocks and bool(page.get_images(full=False))
+                raw.append((i + 1, blocks, page.rect.width, has_images))
+            except Exception as e:  # one bad page must not sink the document
+                logger.warning("%s: page %d unreadable, skipped (%s)", path.name, i + 1, e)
+                skipped.append((i + 1, f"unreadable: {type(e).__name__}: {str(e)[:100]}"))
+        if n > max_pages:
+            skipped.append((max_pages + 1, f"pages {max_pages + 1}-{n} not read (max_pages={max_pages})"))
+
+        if raw and not any(blocks for _, blocks, _, _ in raw):
+            if any(img for *_, img in raw):
+                raise ImageOnlyPdf(str(path), "no text layer (scanned/image-only pages); OCR would be needed")
+            raise EmptyPdf(str(path), "no text on any page")
+        if not raw:
+            raise PdfUnreadable(str(path), f"none of its {n} pages could be read")
+
+        dehyph = Dehyphenator(fix_ligatures(b[4]) for _, blocks, _, _ in raw for b in blocks)
+        pages: list[ParsedPage] = []
+        for number, blocks, width, has_images in raw:
+            if not blocks:
+                if has_images:
+                    skipped.append((number, "no text layer (image-only page); OCR would be needed"))
+                pages.append(ParsedPage(number=number, text="", headings=[]))
+                continue
+            text, headings = _page_text(blocks, width, dehyph)
+            pages.append(ParsedPage(number=number, text=text, headings=headings))
+
+        title = meta_title
+        if not title and raw and raw[0][1]:
+            try:
+                title = _title_from_first_page(doc.load_page(raw[0][0] - 1))
+            except Exception as e:
+                logger.debug("%s: no title from page 1: %s", path.name, e)
+        meta = {
+            "title": title,
+            "page_count": n,
+            "pdf_metadata": {k: v for k, v in (doc.metadata or {}).items() if v},
+            "parser": f"pymupdf {pymupdf.__version__}",
+        }
+    finally:
+        doc.close()
+        _log_mupdf_messages(path)
+    skipped.sort()
+    return ParsedDoc(path=str(path), pages=pages, skipped_pages=skipped, meta=meta)
