@@ -235,3 +235,27 @@ class RunManifest(Model):
     gaps: list[Gap] = Field(default_factory=list)
     stages_done: list[str] = Field(default_factory=list)
     counts: dict[str, int] = Field(default_factory=dict)
+
+
+class VerdictChange(Model):
+    """One claim whose verdict or confidence moved between two runs (reverify)."""
+
+    claim_id: str
+    before_label: Label | None = Field(None, description="None = the claim was not in the earlier run")
+    before_confidence: float | None = None
+    after_label: Label
+    after_confidence: float
+    new_evidence: list[Evidence] = Field(default_factory=list, description="evidence not shown in the earlier run")
+    reason: str | None = Field(None, description="why it changed, e.g. 'new paper 2005.13013v2'")
+
+
+class ReverifyDiff(Model):
+    """diff.json: what reverify found changed since an earlier run (rendered by the report when present)."""
+
+    previous_run: str | None = Field(None, description="name or path of the run compared against")
+    created: str | None = None
+    changed: list[VerdictChange] = Field(default_factory=list)
+    new_papers: list[str] = Field(default_factory=list, description="paper keys added since the earlier run")
+    papers_bearing_on_no_claim: list[str] = Field(
+        default_factory=list, description="paper keys whose passages were evidence for no claim"
+    )
