@@ -149,6 +149,10 @@ _DECREASE = {
 _APPROX = ("about", "around", "approximately", "roughly", "nearly", "almost", "~", "≈", "circa", "some")
 _AT_LEAST = ("at least", "more than", "over", "above", "greater than", "upwards of", "in excess of", ">", "≥")
 _AT_MOST = ("at most", "less than", "fewer than", "under", "below", "up to", "<", "≤")
+_QUALIFIER_WORDS = {
+    "at", "least", "more", "than", "about", "around", "nearly", "almost", "up", "over", "only", "roughly",
+    "approximately", "just", "under", "below", "above", "fewer", "less",
+}  # fmt: skip
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9']*")
 
 
@@ -377,7 +381,7 @@ def _attach_noun(text: str, q: Quantity) -> None:
     lowered = [w.lower() for w, _, _ in before]
     head_i = None
     for i in range(len(lowered) - 1, -1, -1):
-        if lowered[i] in ("of", "by", "from", "to", "is", "was", "are", "were", "reaches", "reach", "at"):
+        if lowered[i] in ("of", "by", "from", "to", "is", "was", "are", "were", "reaches", "reach"):
             if i > 0 and lowered[i - 1] not in _STOP:
                 head_i = i - 1
             elif i > 1 and lowered[i - 1] in ("a", "an", "the") and False:
@@ -398,8 +402,7 @@ def _attach_noun(text: str, q: Quantity) -> None:
                             head_i = obj[-1]
                         break
             break
-        if lowered[i] not in ("least", "more", "than", "about", "around", "nearly", "almost", "up", "over", "only",
-                              "roughly", "approximately", "just", "under", "below", "above", "fewer", "less"):
+        if lowered[i] not in _QUALIFIER_WORDS:
             break
     if head_i is not None and (not phrase or q.unit in ("points", "%")):
         head = before[head_i][0]
@@ -535,7 +538,7 @@ def align_score(c: Quantity, e: Quantity) -> float:
         return -1.0
     score = 0.0
     if uc:
-        score += 1.0
+        score += 2.0 if c.unit == e.unit == "bytes" else 1.0  # a data size is specific; % and points are not
     if c.noun and e.noun:
         if c.noun == e.noun:
             score += 2.0
