@@ -22,6 +22,7 @@ COMMAND_MODULES = [
     "claimscope.pipeline_cli",
     "claimscope.retrieve.cli",
     "claimscope.verify.cli",
+    "claimscope.verify.extract_cli",
     "claimscope.report_templates.cli",
     "claimscope.replicate.cli",
 ]
