@@ -62,3 +62,7 @@ class DownloadError(NetworkError):
 
 class OfflineError(NetworkError):
     pass
+
+
+class RequestTimeout(NetworkError):
+    retryable = True

@@ -228,7 +228,8 @@ def collect_papers(
 ) -> tuple[list[tuple[Paper, ParsedDoc]], list[Gap]]:
     """Every held version of every cited paper, read and copied to papers_out/<key>/, plus a Gap per paper not found.
 
-    Local folder first (all versions found there); then, when `settings.offline` is False, the cache and arXiv.
+    Local folder first (all versions found there); then the cache (exact id@version, no network); then arXiv when
+    `settings.offline` is False.
     One missing or unreadable paper is a Gap, never an exception; a missing papers_dir raises PaperNotFound.
     """
     papers_out = Path(papers_out)
@@ -236,21 +237,22 @@ def collect_papers(
     named, named_gaps = _collect_named(refs, settings, papers_out)
     results += named
     gaps += named_gaps
-    if missing and not settings.offline:
-        try:
-            from claimscope.retrieve.online import collect_online
-        except ModuleNotFoundError:
-            collect_online = None  # type: ignore[assignment]
-        if collect_online is not None:
-            online, online_gaps = collect_online(missing, settings, papers_out)
-            return results + online, gaps + online_gaps
+    if missing:
+        # cache (always, no network) and then arXiv (when online)
+        from claimscope.retrieve.online import collect_online
+
+        online, online_gaps = collect_online(missing, settings, papers_out)
+        results += online
+        if not settings.offline:
+            return results, gaps + online_gaps
+        got = {p.ref.arxiv_id for p, _ in online}
+        missing = [r for r in missing if r.arxiv_id not in got]
     where = str(settings.papers_dir) if settings.papers_dir else "(no papers folder given)"
     seen: set[str] = set()
     for ref in missing:
         if ref.arxiv_id in seen:
             continue
         seen.add(str(ref.arxiv_id))
-        mode = "offline" if settings.offline else "online fetching unavailable"
-        reason = f"no local file for {ref.arxiv_id} in {where} and {mode}"
+        reason = f"no local file for {ref.arxiv_id} in {where} and offline (not in cache {settings.cache_dir})"
         gaps.append(Gap(stage="retrieve", item=ref.key, reason=reason))
     return results, gaps
