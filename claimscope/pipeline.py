@@ -157,15 +157,27 @@ def attach_full_sentences(run: Run, claims: list[Claim], papers: list[Paper]) ->
     todo = [c for c in claims if c.truncated and not c.full_text]
     if not todo:
         return claims
+    from claimscope.verify.numbers import check_numbers
+
     docs = _load_docs(run, papers)
     for c in todo:
+        cited_keys = {r.key for r in c.cited}
         cited_ids = {r.arxiv_id for r in c.cited}
-        candidates = [(ref, doc) for ref, doc in docs if ref.arxiv_id in cited_ids] or docs
-        match = find_full_sentence(c.text, candidates)
-        if match is not None:
+        same_version = [(ref, doc) for ref, doc in docs if ref.key in cited_keys]
+        other_version = [(ref, doc) for ref, doc in docs if ref.arxiv_id in cited_ids and ref.key not in cited_keys]
+        for candidates in (same_version, other_version):
+            match = find_full_sentence(c.text, candidates) if candidates else None
+            if match is None:
+                continue
             sentence, ref, page = match
+            if check_numbers(c.text, [sentence]).status == "mismatch":
+                # the same sentence with other numbers (e.g. another version of the paper) is not this claim
+                logger.info("claim %s: %s p.%d has the sentence with different numbers; not used", c.id, ref.key,
+                            page)
+                continue
             c.full_text = sentence
             logger.info("claim %s: full sentence found in %s p.%d", c.id, ref.key, page)
+            break
     write_jsonl(run.dir.claims, claims)
     return claims
 
@@ -177,8 +189,8 @@ def _load_docs(run: Run, papers: list[Paper]) -> list:
     for p in papers:
         if p.secondary:
             continue
-        docs.append((p.ref, read_document(run.dir.root / p.path if not Path(p.path).is_absolute() else Path(p.path),
-                                          p.fmt, max_pages=run.settings.retrieve.max_pages)))
+        path = Path(p.path) if Path(p.path).is_absolute() else run.dir.root / p.path
+        docs.append((p.ref, read_document(path, p.fmt, run.settings.retrieve)))
     return docs
 
 

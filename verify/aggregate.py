@@ -99,7 +99,12 @@ def fit_aggregator(features: np.ndarray, labels: list[Label], source: str) -> di
 
 def decide(claim: Claim, hits: list[ScoredHit], papers: dict[str, Paper], aggregator: Aggregator, *,
            model_name: str, max_evidence: int = 5) -> Verdict:
-    """Verdict for one claim from its scored hits (all from papers the claim cites, any version)."""
+    """Verdict for one claim from its scored hits (searched separately in every held version of each cited paper).
+
+    The version the claim cites decides. When it is not held, or held only in part and silent on the claim, the
+    version with the most decisive evidence decides instead, and a warning says so. Any other version of the same
+    paper that disagrees — in label or in the numbers the claim states — is named with its quote and page.
+    """
     if not hits:
         return Verdict(claim_id=claim.id, label=Label.NOT_ENOUGH_INFO, confidence=1.0,
                        probs={lab.value: float(lab == Label.NOT_ENOUGH_INFO) for lab in LABELS},
@@ -111,83 +116,118 @@ def decide(claim: Claim, hits: list[ScoredHit], papers: dict[str, Paper], aggreg
     per_key = {key: aggregator.probs(hit_features(hs)) for key, hs in by_key.items()}
 
     def decisiveness(key: str) -> float:
-        return 1.0 - per_key[key][2]
+        return 1.0 - per_key[key][2] if key in per_key else 0.0
 
     strongest = max(per_key, key=decisiveness)
     arxiv_id = papers[strongest].ref.arxiv_id if strongest in papers else None
-    family = [k for k in per_key if arxiv_id and k in papers and papers[k].ref.arxiv_id == arxiv_id] or [strongest]
+    family = sorted(k for k, p in papers.items() if arxiv_id and p.ref.arxiv_id == arxiv_id and k in per_key)
+    family = family or [strongest]
     cited = next((r for r in claim.cited if arxiv_id and r.arxiv_id == arxiv_id), None)
     warnings: list[str] = []
     primary = strongest
     if cited is not None and cited.version is not None:
-        cited_key = cited.key
-        if cited_key in per_key:
-            primary = cited_key
-            if decisiveness(cited_key) < 0.5 and papers[cited_key].partial and strongest != cited_key:
+        if cited.key in per_key:
+            primary = cited.key
+            if decisiveness(primary) < 0.5 and papers[primary].partial and strongest != primary:
                 primary = strongest
-                warnings.append(f"cited {cited_key} is only partly available and says nothing decisive; "
-                                f"verdict taken from {strongest}")
+                warnings.append(f"cited {cited.key} is held only in part and says nothing decisive on this claim; "
+                                f"the verdict comes from {strongest}")
         else:
-            held = sorted(k for k in family)
-            warnings.append(f"cited {cited_key}, which is not available; checked against {', '.join(held)} instead")
+            warnings.append(f"cited {cited.key} is not available; checked against {', '.join(family)} instead")
+    elif cited is not None and len(family) > 1:
+        warnings.append(f"the citation gives no version; {primary} decides, {len(family) - 1} other version(s) read")
     probs = per_key[primary]
     label = LABELS[int(np.argmax(probs))]
+
+    numbers, number_details = _numbers_check(claim.text, by_key[primary])
     for other in family:
         if other == primary:
             continue
         other_label = LABELS[int(np.argmax(per_key[other]))]
+        other_numbers, other_details = _numbers_check(claim.text, by_key[other])
         if other_label != label and other_label != Label.NOT_ENOUGH_INFO and decisiveness(other) >= 0.5:
             best = _best_for(by_key[other], other_label)
-            detail = f": \u201c{_short(best.evidence.quote)}\u201d (p.{best.evidence.page})" if best else ""
-            warnings.append(f"{other} disagrees ({other_label.value}){detail}; the verdict holds for "
-                            f"{primary} only")
-    number_details = [d for h in hits for d in h.numbers.details if h.relevance >= 0.4]
-    primary_hits = by_key[primary]
-    relevant_status = [h.numbers.status for h in primary_hits if h.relevance >= 0.4]
-    if "consistent" in relevant_status:
-        status = "consistent"
-    elif "mismatch" in relevant_status:
-        status = "mismatch"
-    elif any(h.numbers.status == "not_applicable" for h in hits):
-        status = "not_applicable"
-    else:
-        status = "not_found" if hits[0].numbers.status == "not_found" else "not_applicable"
+            where = f": \u201c{_short(best.evidence.quote)}\u201d (p.{best.evidence.page})" if best else ""
+            warnings.append(f"{other} reads as {other_label.value}{where}; the verdict holds for {primary}")
+        elif other_numbers.status == "mismatch" and numbers.status != "mismatch":
+            mismatch = next((d for d in other_details if "differ" in d or "opposite" in d), other_details[0])
+            warnings.append(f"{other} states different numbers: {mismatch}; the verdict holds for {primary} only")
     if claim.truncated:
         warnings.append("the claim was cut off in the report; checked as written"
                         + (" and as the full sentence found in the paper" if claim.full_text else ""))
-    for key in {primary, *family}:
+    for key in family:
         if key in papers and papers[key].partial:
-            warnings.append(f"{key} is available only in part ({papers[key].notes[0] if papers[key].notes else 'partial text'})")
-    ordered = sorted(hits, key=lambda h: (h.evidence.paper != primary, -h.relevance))
-    evidence = _pick_evidence(ordered, family, max_evidence)
+            note = papers[key].notes[0] if papers[key].notes else "partial text"
+            warnings.append(f"{key} is held only in part ({note})")
+    evidence = _pick_evidence(by_key, primary, family, max_evidence)
     return Verdict(
         claim_id=claim.id,
         label=label,
         confidence=float(probs[LABELS.index(label)]),
         probs={lab.value: float(p) for lab, p in zip(LABELS, probs, strict=True)},
         evidence=[h.evidence for h in evidence],
-        checks=Checks(numbers=NumberCheck(status=status, details=_dedupe(number_details)),
+        checks=Checks(numbers=NumberCheck(status=numbers.status, details=number_details),
                       warnings=_dedupe(warnings),
                       version_cited=cited.key if cited else None,
-                      version_used=sorted({primary, *[k for k in family if k != primary]})),
+                      version_used=[primary] + [k for k in family if k != primary]),
         model=model_name,
         scope="cited",
     )
 
 
-def _pick_evidence(ordered: list[ScoredHit], family: list[str], n: int) -> list[ScoredHit]:
-    """Best hits first, making sure every version in the family shows its best passage."""
-    chosen: list[ScoredHit] = []
+def _numbers_check(claim_text: str, hits: list[ScoredHit], n: int = 8) -> tuple[NumberCheck, list[str]]:
+    """Compare the claim's quantities with the relevant passages of one paper version."""
+    from claimscope.verify.numbers import compare_quantities
+
+    top = sorted((h for h in hits if h.relevance >= 0.2), key=lambda h: -h.relevance)[:n]
+    if not top:
+        status = "not_applicable" if not _has_numbers(claim_text) else "not_found"
+        return NumberCheck(status=status), []
+    result = compare_quantities(claim_text, [h.text for h in top])
+    details = []
+    for m in result.matches:
+        if m.evidence is None or m.evidence_index is None:
+            details.append(f"claim says {m.claim.describe()}; not stated in the passages read")
+            continue
+        ev = top[m.evidence_index].evidence
+        verb = "agrees" if m.status == "match" else "differs"
+        details.append(f"claim says {m.claim.describe()}; {ev.paper} p.{ev.page} says {m.evidence.describe()} "
+                       f"({verb})")
+    return NumberCheck(status=result.status, details=_dedupe(details)), _dedupe(details)
+
+
+def _has_numbers(text: str) -> bool:
+    from claimscope.verify.numbers import extract_quantities
+
+    return bool(extract_quantities(text))
+
+
+def _pick_evidence(by_key: dict[str, list[ScoredHit]], primary: str, family: list[str], n: int) -> list[ScoredHit]:
+    """The deciding version's best passages first, then the best passage of every other version."""
+    def strength(h: ScoredHit) -> float:
+        return h.relevance * max(h.evidence.p_support, h.evidence.p_contradict, 0.2)
+
+    chosen = _distinct(sorted(by_key[primary], key=lambda h: -strength(h)))[: max(1, n - (len(family) - 1))]
     for key in family:
-        best = next((h for h in ordered if h.evidence.paper == key), None)
-        if best is not None:
-            chosen.append(best)
-    for h in ordered:
-        if len(chosen) >= n:
-            break
-        if h not in chosen:
-            chosen.append(h)
-    return sorted(chosen, key=lambda h: ordered.index(h))[:max(n, len(family))]
+        if key != primary and by_key.get(key):
+            chosen.append(max(by_key[key], key=strength))
+    others = sorted((h for k, hs in by_key.items() if k not in family for h in hs), key=lambda h: -strength(h))
+    chosen.extend(others[: max(0, n - len(chosen))])
+    for rank, h in enumerate(chosen, 1):
+        h.evidence.rank = rank
+    return chosen
+
+
+def _distinct(hits: list[ScoredHit]) -> list[ScoredHit]:
+    """Drop passages whose text repeats an earlier one (a partial file can hold the same abstract twice)."""
+    seen: set[str] = set()
+    out = []
+    for h in hits:
+        key = "".join(ch for ch in h.text.lower() if ch.isalnum())
+        if key not in seen:
+            seen.add(key)
+            out.append(h)
+    return out
 
 
 def _best_for(hits: list[ScoredHit], label: Label) -> ScoredHit | None:

@@ -57,7 +57,17 @@ class Verifier:
                 texts.append(text)
                 owners.append(c)
                 allowed.append(keys)
-        all_hits = self.index.search_many(texts, self.settings.top_k, allowed=allowed, rrf_k=self.settings.rrf_k)
+        # every held version of every cited paper is searched on its own, so each version shows its best passages
+        queries, query_of, restrict = [], [], []
+        for i, (text, keys) in enumerate(zip(texts, allowed, strict=True)):
+            for key in sorted(keys) if keys else [None]:
+                queries.append(text)
+                query_of.append(i)
+                restrict.append({key} if key else None)
+        found = self.index.search_many(queries, self.settings.top_k, allowed=restrict, rrf_k=self.settings.rrf_k)
+        all_hits: list[list[Hit]] = [[] for _ in texts]
+        for i, hits in zip(query_of, found, strict=True):
+            all_hits[i].extend(hits)
         pairs = [(text, h.passage.text) for text, hits in zip(texts, all_hits, strict=True) for h in hits]
         stance = self.scorer.score(pairs) if pairs else []
         verdicts: dict[tuple[str, str], Verdict] = {}
