@@ -1,0 +1,30 @@
+"""`claimscope replicate`: run (or plan) the X-STILTs recipe. Heavy imports happen inside the handler."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+logger = logging.getLogger(__name__)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    from .run import add_arguments
+
+    p = subparsers.add_parser(
+        "replicate",
+        help="rerun the paper's XLM-R intermediate-task experiments (or --dry-run to see the plan and GPU-hours)",
+        description=(
+            "Three phases per cell: pretrained XLM-R -> English intermediate task -> English target task, evaluated "
+            "zero-shot in every language; writes replication.json with the paper's Table 2 values beside ours. "
+            "For several GPUs use `torchrun --nproc_per_node N -m replicate.run` with the same arguments."
+        ),
+    )
+    add_arguments(p)
+    p.set_defaults(handler=_handle)
+
+
+def _handle(args: argparse.Namespace) -> int:
+    from .run import execute
+
+    return execute(args)

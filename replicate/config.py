@@ -1,0 +1,203 @@
+"""Recipe configs: which model, which intermediate and target tasks, which hyper-parameters.
+
+Plain dataclasses + YAML (no pydantic) so this package runs on a machine that has only torch and transformers.
+A recipe names tasks from `configs/tasks.yaml`; `task_overrides` changes any task field for one recipe.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import BadRecipe
+
+logger = logging.getLogger(__name__)
+
+CONFIG_DIR = Path(__file__).parent / "configs"
+KINDS = ("classification", "multiple_choice", "qa", "tagging", "retrieval", "mlm")
+MULTITASK = "multitask"
+
+
+@dataclass
+class TaskSpec:
+    """One task: its kind, data source, languages and its published training configuration."""
+
+    name: str
+    kind: str
+    role: str = "target"  # "intermediate" or "target"
+    labels: list[str] = field(default_factory=list)
+    num_choices: int = 0
+    hf: dict[str, Any] | None = None
+    languages: list[str] = field(default_factory=lambda: ["en"])
+    train_size: int = 0
+    dev_size: int = 0
+    test_size: int = 0
+    batch_size: int = 32
+    epochs: float = 1.0
+    max_len: int = 128
+    lr: float = 1e-5
+    doc_stride: int = 128
+    max_answer_len: int = 30
+    metric: str = "accuracy"
+    protocol: str = ""  # retrieval: "bucc" or "tatoeba"
+    early_stop_dev: int = 500  # model selection on the first N English dev examples (paper A.1)
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise BadRecipe(self.name, f"unknown task kind {self.kind!r}; one of {', '.join(KINDS)}")
+
+    @property
+    def trained(self) -> bool:
+        return self.kind != "retrieval"
+
+
+@dataclass
+class TrainSpec:
+    """How to train: the speed switches and the optimiser settings shared by all tasks."""
+
+    precision: str = "bf16"  # "bf16" (autocast on CUDA; fp32 on CPU) or "fp32"
+    compile: bool = False
+    fused_adamw: bool = True  # only on CUDA
+    attn_implementation: str = "sdpa"
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    adam_eps: float = 1e-8
+    max_grad_norm: float = 1.0
+    per_device_batch: int | None = None  # None: the task's batch size split over ranks; else accumulate up to it
+    bucket_size: int = 64  # batches per length bucket window (1 = no length bucketing)
+    max_steps: int | None = None  # cap per phase (tests, smoke runs)
+    limit_train: int | None = None  # examples per training set (miniature / tests)
+    limit_eval: int | None = None  # examples per evaluation set and language
+    mlm_lr: float = 5e-6  # intermediate lr with MLM co-training (paper A.1)
+    mlm_probability: float = 0.15
+    multitask_size_cap: int = 2**17  # K in r_m = min(e_m, K) / sum(...) (paper 3.1)
+    eval_batch: int = 64
+    select_on_dev: bool = True  # keep the best epoch by English dev score
+    num_threads: int | None = None
+
+
+@dataclass
+class Recipe:
+    """A grid of cells: model x intermediate setting x MLM co-training x target x seed."""
+
+    name: str
+    model: str
+    description: str = ""
+    scale: str = "full"  # "full" or "miniature"
+    seeds: list[int] = field(default_factory=lambda: [1])
+    intermediate: list[str | None] = field(default_factory=lambda: [None])
+    mlm_cotrain: list[bool] = field(default_factory=lambda: [False])
+    targets: list[str] = field(default_factory=list)
+    data_source: str = "hub"  # "hub" (Hugging Face datasets) or "local"
+    data_dir: str | None = None
+    tokenizer: str | None = None  # defaults to the model
+    retrieval_layer: int | None = None  # None: the middle layer (13 of 24 for large, 7 of 12 for base)
+    multitask_tasks: list[str] = field(
+        default_factory=lambda: ["anli_plus", "qqp", "hellaswag", "ccg", "cosmosqa", "commonsenseqa"]
+    )
+    train: TrainSpec = field(default_factory=TrainSpec)
+    task_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+    extra_tasks: dict[str, dict[str, Any]] = field(default_factory=dict)  # new tasks (role "target" unless given)
+    tasks: dict[str, TaskSpec] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.scale not in ("full", "miniature"):
+            raise BadRecipe(self.name, f"scale must be full or miniature, not {self.scale!r}")
+        if self.data_source not in ("hub", "local"):
+            raise BadRecipe(self.name, f"data_source must be hub or local, not {self.data_source!r}")
+        if not self.tasks:
+            self.tasks = load_task_registry()
+        for name, spec in self.extra_tasks.items():
+            try:
+                self.tasks[name] = TaskSpec(name=name, **{"role": "target", **spec})
+            except TypeError as e:
+                raise BadRecipe(f"{self.name}:{name}", str(e)) from e
+        for name, over in self.task_overrides.items():
+            if name not in self.tasks:
+                raise BadRecipe(self.name, f"task_overrides names unknown task {name!r}")
+            self.tasks[name] = dataclasses.replace(self.tasks[name], **over)
+        for t in self.targets:
+            if t not in self.tasks or self.tasks[t].role != "target":
+                raise BadRecipe(self.name, f"unknown target task {t!r}")
+        for i in self.intermediate:
+            if i is None or i == MULTITASK:
+                continue
+            if i not in self.tasks or self.tasks[i].role != "intermediate":
+                raise BadRecipe(self.name, f"unknown intermediate task {i!r}")
+
+    def task(self, name: str) -> TaskSpec:
+        try:
+            return self.tasks[name]
+        except KeyError:
+            raise BadRecipe(self.name, f"unknown task {name!r}") from None
+
+    def intermediate_tasks(self, setting: str | None, mlm: bool) -> list[str]:
+        """The tasks trained in phase 2 for one intermediate setting (MLM appended when co-training)."""
+        names: list[str] = []
+        if setting == MULTITASK:
+            names = list(self.multitask_tasks)
+        elif setting is not None:
+            names = [setting]
+        if mlm and names:
+            names.append("mlm")
+        return names
+
+    def phase2_groups(self) -> list[tuple[str | None, bool, int]]:
+        """Distinct (intermediate setting, MLM, seed) groups; each trains phase 2 once and serves every target."""
+        out: list[tuple[str | None, bool, int]] = []
+        for seed in self.seeds:
+            for inter in self.intermediate:
+                for mlm in self.mlm_cotrain:
+                    if inter is None and mlm:
+                        continue  # the baseline has no intermediate phase to co-train with
+                    out.append((inter, mlm, seed))
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        used = set(self.targets) | {t for i in self.intermediate for t in self.intermediate_tasks(i, True)}
+        d["tasks"] = {k: v for k, v in d["tasks"].items() if k in used}
+        return d
+
+
+def load_task_registry(path: Path | None = None) -> dict[str, TaskSpec]:
+    path = path or CONFIG_DIR / "tasks.yaml"
+    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    out: dict[str, TaskSpec] = {}
+    for role, block in (("intermediate", raw.get("intermediate", {})), ("target", raw.get("targets", {}))):
+        for name, spec in block.items():
+            try:
+                out[name] = TaskSpec(name=name, role=role, **spec)
+            except TypeError as e:
+                raise BadRecipe(f"{path}:{name}", str(e)) from e
+    return out
+
+
+def list_configs() -> list[str]:
+    return sorted(p.stem for p in CONFIG_DIR.glob("*.yaml") if p.stem != "tasks")
+
+
+def recipe_from_dict(data: dict[str, Any], source: str = "<dict>") -> Recipe:
+    data = dict(data)
+    train = data.pop("train", None) or {}
+    try:
+        return Recipe(train=TrainSpec(**train), **data)
+    except TypeError as e:
+        raise BadRecipe(source, str(e)) from e
+
+
+def load_recipe(name_or_path: str | Path, **overrides: Any) -> Recipe:
+    """Load a bundled config by name (`paper-grid`) or a YAML file by path; `overrides` replace top-level fields."""
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = CONFIG_DIR / f"{name_or_path}.yaml"
+    if not path.exists():
+        raise BadRecipe(str(name_or_path), f"no such config; bundled: {', '.join(list_configs())}")
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    return recipe_from_dict(data, str(path))

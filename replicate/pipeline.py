@@ -1,0 +1,270 @@
+"""The three phases of X-STILTs for every cell of a recipe, writing replication.json as cells finish.
+
+Phase 1: start from the pretrained encoder (hub name or local folder). Phase 2: fine-tune on the English intermediate
+task(s) (optionally with multilingual MLM co-training), once per (setting, MLM, seed), and save the encoder. Phase 3:
+for each target, a fresh head on the phase-2 encoder, trained on English and evaluated zero-shot on every language;
+retrieval targets are evaluated directly on the phase-2 encoder (mean-pooled middle layer, no training).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .config import MULTITASK, Recipe, TaskSpec
+from .data import Example, load_examples
+from .dist import DistEnv, barrier, init_distributed
+from .errors import DataNotFound
+from .evaluate import evaluate_retrieval, evaluate_task
+from .features import featurize, tag_labels
+from .fileio import write_json
+from .model import MultiTaskModel, build_model, load_encoder, save_encoder
+from .results import environment, paper_value, summarize_cell
+from .train import train_phase
+
+logger = logging.getLogger(__name__)
+
+
+class Runner:
+    """Runs a recipe; one instance per process (every DDP rank runs the same code, rank 0 writes)."""
+
+    def __init__(self, recipe: Recipe, out_dir: Path, env: DistEnv | None = None) -> None:
+        self.recipe = recipe
+        self.out = Path(out_dir)
+        self.env = env or init_distributed()
+        self.spec = recipe.train
+        self.gaps: list[dict[str, str]] = []
+        self._tokenizer: Any = None
+        if self.spec.num_threads:
+            torch.set_num_threads(self.spec.num_threads)
+
+    # --- data ---------------------------------------------------------------------------------------------------------
+
+    @property
+    def tokenizer(self) -> Any:
+        if self._tokenizer is None:
+            from transformers import AutoTokenizer
+
+            self._tokenizer = AutoTokenizer.from_pretrained(str(self.recipe.tokenizer or self.recipe.model))
+        return self._tokenizer
+
+    def examples(self, task: TaskSpec, split: str, lang: str = "en", limit: int | None = None) -> list[Example]:
+        r = self.recipe
+        return load_examples(task, split, lang, source=r.data_source, data_dir=r.data_dir, limit=limit)
+
+    def _eval_split(self, task: TaskSpec, lang: str) -> list[Example]:
+        for split in ("test", "dev"):
+            try:
+                return self.examples(task, split, lang, self.spec.limit_eval)
+            except DataNotFound:
+                continue
+        raise DataNotFound(f"{task.name}/{lang}", "no test or dev data for this language")
+
+    # --- phases -------------------------------------------------------------------------------------------------------
+
+    def _encoder(self, path: str | Path) -> torch.nn.Module:
+        enc = load_encoder(path, attn_implementation=self.spec.attn_implementation)
+        return enc.to(self.env.device)
+
+    def _maybe_compile(self, model: MultiTaskModel) -> None:
+        if self.spec.compile and self.env.device.type == "cuda":
+            model.encoder = torch.compile(model.encoder, dynamic=None)  # type: ignore[assignment]
+
+    def _dev_eval(self, task: TaskSpec, tags: list[str] | None) -> Any:
+        if not self.spec.select_on_dev:
+            return None
+        n = min(task.early_stop_dev, self.spec.limit_eval or task.early_stop_dev)
+        try:
+            dev = self.examples(task, "dev", "en", n)
+        except DataNotFound:
+            return None
+        if not dev:
+            return None
+
+        def fn(model: MultiTaskModel) -> float:
+            scores = evaluate_task(model, task, self.tokenizer, dev, "en", self.spec, self.env, tags=tags)
+            return float(scores.get("f1", scores.get("accuracy", 0.0)))
+
+        return fn
+
+    def phase2(self, setting: str | None, mlm: bool, seed: int) -> tuple[str, dict[str, Any]]:
+        """Intermediate training; returns the encoder path for phase 3 and a summary."""
+        if setting is None:
+            return str(self.recipe.model), {"skipped": "baseline: no intermediate task"}
+        key = f"{setting}{'+mlm' if mlm else ''}-s{seed}"
+        enc_dir = self.out / "phase2" / key / "encoder"
+        if (enc_dir / "config.json").exists():
+            logger.info("phase 2 %s: reusing %s", key, enc_dir)
+            return str(enc_dir), {"reused": str(enc_dir)}
+        names = self.recipe.intermediate_tasks(setting, mlm)
+        tasks = [self.recipe.task(n) for n in names]
+        streams: dict[str, tuple[TaskSpec, list[dict[str, Any]]]] = {}
+        tag_sets: dict[str, list[str]] = {}
+        for t in tasks:
+            rows = self.examples(t, "train", "en", self.spec.limit_train) if t.kind != "mlm" else self._mlm_rows(t)
+            if t.kind == "tagging":
+                tag_sets[t.name] = tag_labels(t, rows)
+            streams[t.name] = (t, featurize(t, self.tokenizer, rows, train=True, tags=tag_sets.get(t.name)))
+        torch.manual_seed(seed)
+        model = build_model(self._encoder(self.recipe.model), tasks, tag_sets)
+        self._maybe_compile(model)
+        primary = tasks[0]
+        lr = self.spec.mlm_lr if mlm else primary.lr
+        epochs = 3.0 if setting == MULTITASK else primary.epochs
+        t0 = time.perf_counter()
+        res = train_phase(
+            model, streams, self.spec, self.env, lr=lr, epochs=epochs, seed=seed,
+            pad_id=self.tokenizer.pad_token_id, mask_id=self.tokenizer.mask_token_id,
+            special_ids=list(self.tokenizer.all_special_ids),
+            eval_fn=self._dev_eval(primary, tag_sets.get(primary.name)), progress=self._progress(f"phase2 {key}"),
+        )  # fmt: skip
+        if self.env.is_main:
+            save_encoder(model, self.tokenizer, enc_dir)
+        barrier(self.env)
+        summary = {
+            "tasks": names,
+            "lr": lr,
+            "epochs": epochs,
+            **res.summary(),
+            "wall_seconds": time.perf_counter() - t0,
+        }
+        del model
+        return str(enc_dir), summary
+
+    def _mlm_rows(self, task: TaskSpec) -> list[Example]:
+        """The multilingual MLM corpus: every language file of the mlm task that exists."""
+        rows: list[Example] = []
+        langs = sorted(set(task.languages) | set(self._local_langs(task)))
+        for lang in langs:
+            try:
+                rows += self.examples(task, "train", lang, self.spec.limit_train)
+            except DataNotFound:
+                continue
+        if not rows:
+            raise DataNotFound(task.name, "no MLM training text found")
+        return rows
+
+    def _local_langs(self, task: TaskSpec) -> list[str]:
+        if self.recipe.data_source != "local" or not self.recipe.data_dir:
+            return []
+        folder = Path(self.recipe.data_dir) / task.name
+        return [m.group(1) for p in folder.glob("train.*.*") if (m := re.match(r"train\.(\w+)\.", p.name))]
+
+    def phase3(self, target: str, encoder_path: str, seed: int) -> dict[str, Any]:
+        """Train on the target's English data (if any) and evaluate zero-shot on every language."""
+        task = self.recipe.task(target)
+        scores: dict[str, dict[str, float]] = {}
+        info: dict[str, Any] = {}
+        if task.kind == "retrieval":
+            encoder = self._encoder(encoder_path)
+            layer = self.recipe.retrieval_layer or encoder.config.num_hidden_layers // 2 + 1
+            info["layer"] = layer
+            for lang in task.languages:
+                if lang == "en":
+                    continue
+                try:
+                    test = self._eval_split(task, lang)
+                    dev = None
+                    if task.protocol == "bucc":
+                        try:
+                            dev = self.examples(task, "dev", lang, self.spec.limit_eval)
+                        except DataNotFound:
+                            dev = None
+                except DataNotFound as e:
+                    self.gaps.append({"stage": "replicate", "item": f"{target}/{lang}", "reason": str(e)})
+                    continue
+                scores[lang] = evaluate_retrieval(encoder, task, self.tokenizer, test, self.spec, self.env, layer, dev)
+            del encoder
+            return {"scores": scores, **info}
+        train_rows = self.examples(task, "train", "en", self.spec.limit_train)
+        tags = tag_labels(task, train_rows) if task.kind == "tagging" else None
+        feats = featurize(task, self.tokenizer, train_rows, train=True, tags=tags)
+        torch.manual_seed(seed)
+        model = build_model(self._encoder(encoder_path), [task], {task.name: tags or []})
+        self._maybe_compile(model)
+        res = train_phase(
+            model, {task.name: (task, feats)}, self.spec, self.env, lr=task.lr, epochs=task.epochs, seed=seed,
+            pad_id=self.tokenizer.pad_token_id, eval_fn=self._dev_eval(task, tags),
+            progress=self._progress(f"phase3 {target}"),
+        )  # fmt: skip
+        info["train"] = res.summary()
+        for lang in task.languages:
+            try:
+                rows = self._eval_split(task, lang)
+            except DataNotFound as e:
+                self.gaps.append({"stage": "replicate", "item": f"{target}/{lang}", "reason": str(e)})
+                continue
+            scores[lang] = evaluate_task(model, task, self.tokenizer, rows, lang, self.spec, self.env, tags=tags)
+        del model
+        return {"scores": scores, **info}
+
+    def _progress(self, label: str) -> Any:
+        last = [0.0]
+
+        def cb(step: int, total: int, loss: float) -> None:
+            now = time.perf_counter()
+            if self.env.is_main and (now - last[0] > 30 or step == total):
+                last[0] = now
+                logger.info("%s: step %d/%d loss %.4f", label, step, total, loss)
+
+        return cb
+
+    # --- the grid -----------------------------------------------------------------------------------------------------
+
+    def run(self) -> dict[str, Any]:
+        r = self.recipe
+        t0 = time.perf_counter()
+        doc: dict[str, Any] = {
+            "kind": "claimscope.replication",
+            "version": 1,
+            "scale": r.scale,
+            "recipe": r.to_dict(),
+            "seeds": list(r.seeds),
+            "environment": environment(self.env.world),
+            "cells": [],
+            "phase2": {},
+            "gaps": self.gaps,
+            "paper_source": _paper_source(),
+        }
+        for setting, mlm, seed in r.phase2_groups():
+            enc_path, p2 = self.phase2(setting, mlm, seed)
+            doc["phase2"][f"{setting}{'+mlm' if mlm else ''}-s{seed}"] = p2
+            for target in r.targets:
+                c0 = time.perf_counter()
+                out = self.phase3(target, enc_path, seed)
+                task = r.task(target)
+                metric = task.metric
+                primary = {lang: s[metric] for lang, s in out["scores"].items() if metric in s}
+                paper = paper_value(target, setting, mlm, metric) if r.scale == "full" else None
+                cell = {
+                    "intermediate": setting, "mlm": mlm, "seed": seed, "target": target, "metric": metric,
+                    "scores": out["scores"], "primary": primary, **summarize_cell(primary),
+                    "paper": paper, "phase3": {k: v for k, v in out.items() if k != "scores"},
+                    "wall_seconds": round(time.perf_counter() - c0, 3),
+                }  # fmt: skip
+                if paper and cell["avg"] is not None:
+                    cell["diff_from_paper"] = round(cell["avg"] - paper["avg"], 2)
+                doc["cells"].append(cell)
+                doc["wall_seconds"] = round(time.perf_counter() - t0, 3)
+                if self.env.is_main:
+                    write_json(self.out / "replication.json", doc)
+        doc["wall_seconds"] = round(time.perf_counter() - t0, 3)
+        if self.env.is_main:
+            write_json(self.out / "replication.json", doc)
+        return doc
+
+
+def _paper_source() -> dict[str, Any]:
+    from .results import paper_table
+
+    return paper_table()["source"]
+
+
+def run_recipe(recipe: Recipe, out_dir: Path, env: DistEnv | None = None) -> dict[str, Any]:
+    """Run every cell of `recipe`; returns the replication.json document (also written to `out_dir`)."""
+    return Runner(recipe, out_dir, env).run()

@@ -1,0 +1,54 @@
+"""`claimscope replicate --dry-run`: the plan of the paper's grid and its GPU-hours from measured rates."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from claimscope.replicate.config import load_recipe
+from claimscope.replicate.plan import load_rates, plan_recipe, plan_totals, seq_rate
+
+from claimscope.cli import main
+
+
+def _total(out: str) -> list[float]:
+    line = next(x for x in out.splitlines() if x.startswith("TOTAL"))
+    return [float(v) for v in line.split()[-3:]]
+
+
+def test_paper_grid_dry_run_prints_full_grid(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert main(["-q", "replicate", "--config", "paper-grid", "--dry-run", "--rates", str(tmp_path / "none.json")]) == 0
+    out = capsys.readouterr().out
+    # 17 phase-2 groups x 9 targets + 16 intermediate runs + 8 MLM co-training rows
+    # (multi-task trains 6 tasks: +5 rows per MLM setting)
+    assert "issue 8 hand measurements" in out
+    assert len(re.findall(r"-> tatoeba", out)) == 17
+    assert "multitask+MLM s1: mlm co-training" in out
+    naive, optimised, shared = _total(out)
+    assert naive > optimised > shared > 0
+    # the issue's figures: 373 / 720 / 1200 seq/s -> the ratios carry straight through
+    assert naive / optimised == pytest.approx(720 / 373, rel=1e-2)
+    assert naive / shared == pytest.approx(1200 / 373, rel=1e-2)
+
+
+def test_rates_from_benchmark_json(tmp_path: Path) -> None:
+    bench = {"device": "NVIDIA H200", "created": "x", "results": [
+        {"model": "xlm-roberta-large", "seq_len": 128, "mode": "naive", "seq_per_s": 400.0},
+        {"model": "xlm-roberta-large", "seq_len": 128, "mode": "optimised", "seq_per_s": 800.0},
+        {"model": "xlm-roberta-large", "seq_len": 128, "mode": "shared", "seq_per_s": 1600.0},
+        {"model": "xlm-roberta-large", "seq_len": 384, "mode": "shared", "seq_per_s": 100.0},
+        {"model": "xlm-roberta-large", "seq_len": 128, "mode": "naive", "seq_per_s": 9e9, "smoke": True},
+    ]}  # fmt: skip
+    path = tmp_path / "rates.json"
+    path.write_text(json.dumps(bench))
+    rates = load_rates(path)
+    assert rates["xlm-roberta-large"]["128"] == {"naive": 400.0, "optimised": 800.0, "shared": 1600.0}
+    assert seq_rate(rates, "xlm-roberta-large", 384, "shared") == 100.0  # measured length used directly
+    # an unmeasured length is scaled by FLOPs per sequence: longer sequences are slower than linear
+    assert seq_rate(rates, "xlm-roberta-large", 256, "naive") < 400.0 / 2
+    # base is not measured here: scaled from large by FLOPs (about 3.5x fewer non-embedding FLOPs)
+    assert 3.0 < seq_rate(rates, "xlm-roberta-base", 128, "naive") / 400.0 < 4.0
+    hours = plan_totals(plan_recipe(load_recipe("xlmr-large-squad"), rates))
+    assert hours["naive"] == pytest.approx(2 * hours["optimised"], rel=1e-6)

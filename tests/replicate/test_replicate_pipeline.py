@@ -1,0 +1,60 @@
+"""All three phases end to end on a tiny random XLM-R, one task of each kind, generated examples."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from claimscope.replicate.config import recipe_from_dict
+from claimscope.replicate.pipeline import run_recipe
+
+from .conftest import tiny_recipe_dict
+
+
+def test_three_phases_every_task_kind(tiny_model: Path, task_data: Path, tmp_path: Path) -> None:
+    recipe = recipe_from_dict(tiny_recipe_dict(tiny_model, task_data))
+    doc = run_recipe(recipe, tmp_path)
+    on_disk = json.loads((tmp_path / "replication.json").read_text())
+    assert on_disk["cells"] == json.loads(json.dumps(doc["cells"]))
+    assert on_disk["scale"] == "miniature"
+    # 3 phase-2 settings (baseline, multiple choice, QA) x 5 targets (cls, QA, tagging, 2 retrieval)
+    assert len(doc["cells"]) == 15
+    cells = {(c["intermediate"], c["target"]): c for c in doc["cells"]}
+    for (_, target), c in cells.items():
+        assert c["primary"], target
+        for v in c["primary"].values():
+            assert 0.0 <= v <= 100.0
+    cls = cells[(None, "pawsx")]
+    assert set(cls["primary"]) == {"en", "xx"}
+    assert cls["gap"] == cls["en"] - cls["non_en_avg"]
+    assert set(cells[("squad", "tinyqa")]["scores"]["en"]) == {"exact_match", "f1"}
+    assert cells[(None, "bucc")]["scores"]["xx"]["threshold_tuned_on_test"] == 1.0
+    assert cells[(None, "tatoeba")]["en"] is None  # retrieval: only non-English languages
+    # model selection ran on English dev each epoch
+    assert cls["phase3"]["train"]["dev_scores"]
+    # phase 2 trained and saved an encoder that differs from the start and is what phase 3 started from
+    enc = tmp_path / "phase2" / "squad-s1" / "encoder"
+    assert (enc / "config.json").exists() and (enc / "tokenizer.json").exists()
+    from transformers import AutoModel
+
+    before = AutoModel.from_pretrained(tiny_model).state_dict()
+    after = AutoModel.from_pretrained(enc).state_dict()
+    assert any(not torch.equal(before[k], after[k]) for k in before if k in after)
+    assert doc["phase2"]["squad-s1"]["steps"] == 3
+
+
+def test_phase2_is_reused_on_rerun(tiny_model: Path, task_data: Path, tmp_path: Path) -> None:
+    d = tiny_recipe_dict(tiny_model, task_data, intermediate=["squad"], targets=["tatoeba"])
+    first = run_recipe(recipe_from_dict(d), tmp_path)
+    second = run_recipe(recipe_from_dict(d), tmp_path)
+    assert "reused" in second["phase2"]["squad-s1"]
+    assert first["cells"][0]["primary"] == second["cells"][0]["primary"]
+
+
+def test_mlm_cotraining_phase(tiny_model: Path, task_data: Path, tmp_path: Path) -> None:
+    d = tiny_recipe_dict(tiny_model, task_data, intermediate=["commonsenseqa"], mlm_cotrain=[True], targets=["tatoeba"])
+    doc = run_recipe(recipe_from_dict(d), tmp_path)
+    p2 = doc["phase2"]["commonsenseqa+mlm-s1"]
+    assert p2["tasks"] == ["commonsenseqa", "mlm"]
+    assert p2["lr"] == 5e-6
