@@ -193,6 +193,7 @@ class ClaimRow(_Ctx):
     numbers_status: str
     numbers_details: list[str]
     warnings: list[str]
+    own_warnings: list[str] = Field(description="warnings not shared by every claim (the table shows these)")
     version_cited: str | None
     versions_used: list[str]
     scope: str | None
@@ -230,6 +231,7 @@ class Summary(_Ctx):
     comparable: int = Field(description="claims with both an as-reported and our verdict")
     truncated: int
     version_mismatches: int
+    common_warnings: list[str] = Field(description="warnings that every claim carries (shown once)")
     gaps: list[Gap]
     unchecked_claims: list[int] = Field(description="row numbers of claims with no verdict")
 
@@ -264,6 +266,7 @@ class ReportContext(_Ctx):
     replication: ReplicationSummary | None
     calibration: CalibrationData | None
     diff: ReverifyDiff | None
+    claim_rows: dict[str, int] = Field(description="claim id -> row number")
     methodology: Methodology
     plots: dict[str, str] = Field(
         default_factory=dict, exclude=True, description="inline SVG by name (html only; not part of report.json)"
@@ -345,6 +348,7 @@ def _claim_row(index: int, claim: Claim, verdict: Verdict | None) -> ClaimRow:
         numbers_status=verdict.checks.numbers.status if verdict else "not_applicable",
         numbers_details=list(verdict.checks.numbers.details) if verdict else [],
         warnings=list(verdict.checks.warnings) if verdict else [],
+        own_warnings=list(verdict.checks.warnings) if verdict else [],
         version_cited=verdict.checks.version_cited if verdict else None,
         versions_used=list(verdict.checks.version_used) if verdict else [],
         scope=verdict.scope if verdict else None,
@@ -443,8 +447,8 @@ def _limitations(ctx_claims: list[ClaimRow], papers: list[PaperView], manifest: 
     for p in papers:
         if p.version_mismatch:
             out.append(
-                f"{p.arxiv_id} is cited as {', '.join(p.versions_cited)} but the text we hold is {p.key}; "
-                "versions of a paper can differ in substance, so verdicts on it hold for the version we read."
+                f"{p.arxiv_id} is cited as {', '.join(p.versions_cited)}, and evidence also comes from {p.key}, a "
+                "different version; versions of a paper can differ in substance, so every quote names its version."
             )
         if p.partial:
             out.append(f"Only part of {p.key} was available (e.g. the abstract); absence of evidence in it is weak.")
@@ -488,6 +492,11 @@ def build_context(run_dir: Path) -> ReportContext:
     diff = _load_optional(rd.root / "diff.json", ReverifyDiff, gaps)
 
     rows = [_claim_row(i, c, by_claim.get(c.id)) for i, c in enumerate(claims, 1)]
+    common: list[str] = []
+    if len(rows) >= 2 and all(r.verdict for r in rows):
+        common = [w for w in rows[0].warnings if all(w in r.warnings for r in rows[1:])]
+        for r in rows:
+            r.own_warnings = [w for w in r.warnings if w not in common]
     paper_views = [_paper_view(p, claims) for p in papers]
 
     counts = {lab.value: sum(1 for r in rows if r.verdict and r.verdict.label == lab) for lab in LABEL_ORDER}
@@ -501,6 +510,7 @@ def build_context(run_dir: Path) -> ReportContext:
         comparable=sum(1 for r in rows if r.changed is not None),
         truncated=sum(1 for r in rows if r.truncated),
         version_mismatches=sum(1 for p in paper_views if p.version_mismatch),
+        common_warnings=common,
         gaps=gaps,
         unchecked_claims=[r.index for r in rows if r.verdict is None],
     )
@@ -530,5 +540,6 @@ def build_context(run_dir: Path) -> ReportContext:
         replication=replication,
         calibration=calibration,
         diff=diff,
+        claim_rows={r.id: r.index for r in rows},
         methodology=methodology,
     )

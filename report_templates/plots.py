@@ -66,14 +66,14 @@ def replication_svg(rep: ReplicationSummary) -> str | None:
     ax.barh(y + h / 2, ours, height=h, label=f"ours ({rep.scale})", color="#2b6cb0", edgecolor="#333")
     for i, r in enumerate(rows):
         if r.paper is None:
-            ax.text(0, i - h / 2, " paper: n/a", va="center", fontsize=8)
+            ax.text(0, i - h / 2, " paper: n/a", va="center", fontsize=8, color="#333")
         if r.ours is None:
-            ax.text(0, i + h / 2, " ours: not run", va="center", fontsize=8)
+            ax.text(0, i + h / 2, " ours: not run", va="center", fontsize=8, color="#333")
     ax.set_yticks(y, [f"{r.label} [{r.metric}]" for r in rows], fontsize=8)
     ax.invert_yaxis()
     ax.set_xlabel("score")
     ax.set_title(f"Replication ({rep.scale} scale): paper vs ours", fontsize=10)
-    ax.legend(fontsize=8, loc="lower right")
+    fig.legend(fontsize=8, loc="outside lower center", ncols=2, frameon=False)
     ax.grid(axis="x", alpha=0.3)
     return figure_to_svg(fig, title="Replication: the paper's numbers beside ours", salt="replication")
 

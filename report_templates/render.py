@@ -21,8 +21,9 @@ from markupsafe import Markup
 
 from claimscope.errors import BadRunDir
 from claimscope.rundir import atomic_write_text
+from claimscope.types import Label
 
-from .context import ReportContext, build_context
+from .context import LABEL_TEXT, ReportContext, build_context
 
 logger = logging.getLogger(__name__)
 
@@ -114,8 +115,16 @@ def truncate_words(value: str, n: int = 40) -> str:
     return " ".join(words[:n]) + (" …" if len(words) > n else "")
 
 
+def label_text(value: Label | str | None) -> str:
+    if value is None:
+        return "—"
+    return LABEL_TEXT[Label(value)]
+
+
 def _add_filters(env: jinja2.Environment) -> None:
-    env.filters.update(conf=fmt_conf, secs=fmt_seconds, num=fmt_num, signed=fmt_signed, words=truncate_words)
+    env.filters.update(
+        conf=fmt_conf, secs=fmt_seconds, num=fmt_num, signed=fmt_signed, words=truncate_words, label=label_text
+    )
 
 
 @lru_cache(maxsize=1)

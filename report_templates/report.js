@@ -50,10 +50,10 @@
     var btn = document.createElement("button");
     btn.type = "button";
     btn.className = "sort";
-    btn.textContent = th.textContent;
-    th.textContent = "";
+    btn.setAttribute("aria-label", "sort by " + th.textContent.trim());
     th.appendChild(btn);
-    btn.addEventListener("click", function () {
+    th.style.cursor = "pointer";
+    th.addEventListener("click", function () {
       var asc = th.getAttribute("aria-sort") !== "ascending";
       headers.forEach(function (h) { h.removeAttribute("aria-sort"); });
       th.setAttribute("aria-sort", asc ? "ascending" : "descending");

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from claimscope.rundir import RunDir, write_json, write_jsonl
+from claimscope.rundir import RunDir, read_jsonl, write_json, write_jsonl
 from claimscope.types import (
     AsReported,
     Checks,
@@ -26,8 +26,10 @@ from claimscope.types import (
     PaperMeta,
     PaperRef,
     Passage,
+    ReverifyDiff,
     RunManifest,
     Verdict,
+    VerdictChange,
 )
 
 XSS = "<script>alert(1)</script>"
@@ -223,15 +225,8 @@ def build_example_run(root: Path) -> Path:
     return rd.root
 
 
-@pytest.fixture
-def example_run(tmp_path: Path) -> Path:
-    return build_example_run(tmp_path / "run")
-
-
-@pytest.fixture
-def example_run_full(tmp_path: Path) -> Path:
-    """The example run plus replication.json, calibration.json and diff.json."""
-    root = build_example_run(tmp_path / "run")
+def add_optional_inputs(root: Path) -> Path:
+    """Add replication.json, calibration.json and diff.json (as the replicate/calibrate/reverify stages would)."""
     (root / "replication.json").write_text(json.dumps({
         "scale": "miniature",
         "description": "Three-phase recipe on a 2-layer XLM-R with 64 training examples per task.",
@@ -250,4 +245,23 @@ def example_run_full(tmp_path: Path) -> Path:
         "bins": [{"lo": i / 5, "hi": (i + 1) / 5, "mean_confidence": i / 5 + 0.1, "accuracy": min(1, i / 5 + 0.05),
                   "count": 10 + 5 * i} for i in range(5)],
     }), encoding="utf-8")
+    claims = read_jsonl(root / "claims.jsonl", Claim)
+    write_json(root / "diff.json", ReverifyDiff(
+        previous_run="runs/assignee_report-2026-11-01", created="2026-11-29T12:30:00+00:00",
+        changed=[VerdictChange(claim_id=claims[4].id, before_label="NOT_ENOUGH_INFO", before_confidence=0.41,
+                               after_label="CONTRADICTED", after_confidence=0.78,
+                               reason="new paper 2005.13013v1 <i>p. 2</i>")],
+        new_papers=["2005.13013v1"], papers_bearing_on_no_claim=["2509.23657v1"],
+    ))
     return root
+
+
+@pytest.fixture
+def example_run(tmp_path: Path) -> Path:
+    return build_example_run(tmp_path / "run")
+
+
+@pytest.fixture
+def example_run_full(tmp_path: Path) -> Path:
+    """The example run plus replication.json, calibration.json and diff.json."""
+    return add_optional_inputs(build_example_run(tmp_path / "run_full"))

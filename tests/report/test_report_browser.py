@@ -1,0 +1,108 @@
+"""report.html in headless Chromium (Debian's `chromium`): nine claim rows after scripts, the filter/sort script runs
+under the page's CSP, no alert() fires, no request leaves the page, and screenshots are saved.
+
+Screenshots go to tmp_path and to $CLAIMSCOPE_SCREENSHOT_DIR (default: the system temp dir); the test prints where.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+from claimscope.report_templates.render import render_run
+
+from .cdp import Browser, find_chromium
+
+CHROMIUM = find_chromium()
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None,
+    reason="chromium not installed (apt-get install -y chromium, or set CLAIMSCOPE_CHROMIUM); .ci/run installs it",
+)
+
+ROWS = "document.querySelectorAll('#claims-table tbody tr')"
+VISIBLE = f"Array.prototype.filter.call({ROWS}, function (r) {{ return !r.hidden; }}).length"
+
+
+def _outside(urls: list[str]) -> list[str]:
+    return [u for u in urls if not (u.startswith("file://") or u.startswith("data:") or u == "about:blank")]
+
+
+def _keep(shot: Path, name: str) -> Path:
+    out_dir = Path(os.environ.get("CLAIMSCOPE_SCREENSHOT_DIR", tempfile.gettempdir()))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    dest = out_dir / name
+    shutil.copyfile(shot, dest)
+    print(f"screenshot: {dest}")
+    return dest
+
+
+@pytest.fixture
+def browser(tmp_path: Path):
+    assert CHROMIUM is not None
+    with Browser(CHROMIUM, tmp_path / "chromium-profile") as b:
+        yield b
+
+
+def test_report_in_chromium(example_run_full: Path, browser: Browser, tmp_path: Path) -> None:
+    render_run(example_run_full, ["html"])
+    url = (example_run_full / "report.html").as_uri()
+    browser.open(url, width=1280, height=2000)
+
+    assert browser.eval(f"{ROWS}.length") == 9
+    assert browser.eval("document.querySelectorAll('section.claim').length") == 9
+    # the inline script ran (CSP hash matches) and added its controls
+    assert browser.eval("!!document.getElementById('claims-filter')")
+    assert browser.eval("document.getElementById('claims-count').textContent") == "9 of 9 claims shown"
+    # the injected claim is text, not a script
+    assert browser.eval("document.body.innerText.indexOf('<script>alert(1)</script>') !== -1")
+    assert browser.eval("document.querySelectorAll('script').length") == 1
+    assert browser.eval("document.querySelectorAll('img').length") == 0
+    assert browser.eval("document.querySelectorAll('svg').length") == 2
+
+    # filter by verdict, then by "changed"; then sort by confidence
+    browser.eval("var s = document.getElementById('claims-verdict'); s.value = 'CONTRADICTED';"
+                 "s.dispatchEvent(new Event('change'))")
+    assert browser.eval(VISIBLE) == 3
+    browser.eval("var s = document.getElementById('claims-verdict'); s.value = '';"
+                 "s.dispatchEvent(new Event('change'));"
+                 "var c = document.getElementById('claims-changed'); c.click()")
+    assert browser.eval(VISIBLE) == 5
+    browser.eval("document.getElementById('claims-changed').click();"
+                 "document.querySelectorAll('#claims-table th button.sort')[4].click()")
+    confs = browser.eval(f"Array.prototype.map.call({ROWS}, function (r) {{ return r.cells[4].textContent; }})")
+    assert confs == sorted(confs)
+    assert browser.eval(VISIBLE) == 9
+
+    # anchors: a claim number leads to its evidence section
+    browser.eval("document.querySelector('#claims-table tbody tr a').click()")
+    assert browser.eval("location.hash").startswith("#claim-")
+
+    assert browser.dialogs() == []
+    assert browser.errors() == []
+    requests = browser.requests()
+    assert requests and requests[0] == url
+    assert _outside(requests) == []
+
+    browser.eval("location.hash = ''; window.scrollTo(0, 0)")
+    shot = browser.screenshot(tmp_path / "report-desktop.png")
+    assert shot.stat().st_size > 10_000
+    _keep(shot, "claimscope-report-desktop.png")
+
+    browser.open(url, width=390, height=1800, mobile=True)
+    assert browser.eval("getComputedStyle(document.querySelector('#claims-table thead')).display") == "none"
+    width = browser.eval("document.documentElement.scrollWidth")
+    assert width <= 400, f"page scrolls sideways on a phone ({width}px)"
+    _keep(browser.screenshot(tmp_path / "report-phone.png"), "claimscope-report-phone.png")
+
+
+def test_request_check_can_fail(tmp_path: Path, browser: Browser) -> None:
+    """The network check above really sees requests: a page that loads from elsewhere is caught."""
+    page = tmp_path / "leaky.html"
+    page.write_text('<!doctype html><img src="http://claimscope-test.invalid/pixel.png">'
+                    '<script>alert("x")</script>', encoding="utf-8")
+    browser.open(page.as_uri(), width=800, height=600)
+    assert _outside(browser.requests()) == ["http://claimscope-test.invalid/pixel.png"]
+    assert browser.dialogs() == ["x"]

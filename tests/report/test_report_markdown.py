@@ -1,0 +1,106 @@
+"""Markdown report: snapshot of the example run, escaping, StrictUndefined.
+
+Update the snapshots after an intended change with
+    UPDATE_SNAPSHOTS=1 .venv/bin/pytest tests/report/test_report_markdown.py
+then review `git diff tests/report/snapshots/`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from pathlib import Path
+
+import jinja2
+import pytest
+from claimscope.report_templates.context import build_context
+from claimscope.report_templates.render import markdown_env, md_escape, render_markdown, render_run
+
+SNAPSHOTS = Path(__file__).parent / "snapshots"
+
+
+def _check_snapshot(name: str, text: str) -> None:
+    path = SNAPSHOTS / name
+    if os.environ.get("UPDATE_SNAPSHOTS") == "1":
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        pytest.skip(f"snapshot {path} updated")
+    assert path.exists(), f"no snapshot {path}; create it with UPDATE_SNAPSHOTS=1"
+    expected = path.read_text(encoding="utf-8")
+    if text != expected:
+        diff = "".join(difflib.unified_diff(expected.splitlines(True), text.splitlines(True), "snapshot", "now", n=1))
+        pytest.fail(f"report.md differs from {path} (UPDATE_SNAPSHOTS=1 to accept):\n{diff[:4000]}")
+
+
+def test_markdown_snapshot(example_run: Path) -> None:
+    paths = render_run(example_run, ["md"])
+    assert paths == [example_run / "report.md"]
+    _check_snapshot("example_report.md", paths[0].read_text(encoding="utf-8"))
+
+
+def test_markdown_snapshot_with_replication_calibration_diff(example_run_full: Path) -> None:
+    paths = render_run(example_run_full, ["md"])
+    assert {p.name for p in paths} == {"report.md", "replication.svg", "reliability.svg"}
+    _check_snapshot("example_report_full.md", (example_run_full / "report.md").read_text(encoding="utf-8"))
+
+
+def _claims_table(md: str) -> list[str]:
+    lines = md.splitlines()
+    start = lines.index("| # | Claim | Report said | Our verdict | Conf. | Best evidence | Numbers | Warnings |")
+    rows = []
+    for line in lines[start + 2 :]:
+        if not line.startswith("|"):
+            break
+        rows.append(line)
+    return rows
+
+
+def _cells(row: str) -> list[str]:
+    # split on pipes not escaped with a backslash
+    return [c.strip() for c in re.split(r"(?<!\\)\|", row)[1:-1]]
+
+
+def test_markdown_claims_table_stays_intact(example_run: Path) -> None:
+    md = render_markdown(build_context(example_run))
+    rows = _claims_table(md)
+    assert len(rows) == 9
+    for row in rows:
+        assert len(_cells(row)) == 8, row
+    # claim 4 holds a pipe and a newline: escaped, on one line
+    assert "TyDiQA shows consistent improvements \\| with many intermediate tasks, whereas XNLI" in rows[3]
+
+
+def test_markdown_escapes_html_from_claims_and_papers(example_run: Path) -> None:
+    md = render_markdown(build_context(example_run))
+    assert "<script>" not in md
+    assert "\\<script\\>alert(1)\\</script\\>" in md
+    assert not re.search(r"(?<!\\)<img", md) and "\\<img src=" in md
+    # the only raw HTML is our own anchors and line breaks
+    raw_tags = set(re.findall(r"(?<!\\)<(/?[a-zA-Z]+)", md))
+    assert raw_tags <= {"a", "/a", "br"}, raw_tags
+
+
+def test_md_escape_rules() -> None:
+    assert md_escape("a | b\nc") == "a \\| b c"
+    assert md_escape("[x](http://e.com) *y* `z` _w_") == "\\[x\\](http://e.com) \\*y\\* \\`z\\` \\_w\\_"
+    assert md_escape("<b>") == "\\<b\\>"
+
+
+def test_summary_counts_in_markdown(example_run: Path) -> None:
+    md = render_markdown(build_context(example_run))
+    assert "marked 9 of 9 claims as verified" in md
+    assert "**We find:** 4 ✔ supported, 3 ✘ contradicted, 2 ? not enough information." in md
+    assert "differs from the report's** for 5 of 9 claims" in md
+    assert "**2310.09917v3** (retrieve)" in md
+    assert "quality score" not in md.lower()
+
+
+def test_strict_undefined_fails_loudly_on_missing_field(example_run: Path) -> None:
+    ctx = build_context(example_run)
+    env = markdown_env()
+    with pytest.raises(jinja2.UndefinedError, match="no_such_field"):
+        env.from_string("{{ ctx.claims[0].no_such_field }}").render(ctx=ctx)
+    # the real template with one variable missing fails instead of rendering blanks
+    with pytest.raises(jinja2.UndefinedError, match="'m' is undefined"):
+        env.get_template("report.md.j2").render(ctx=ctx, s=ctx.summary, plots={}, plots_dir="p")
