@@ -5,7 +5,7 @@ from __future__ import annotations
 import bisect
 import re
 
-from claimscope.types import Paper, ParsedDoc, Passage
+from claimscope.types import Paper, ParsedDoc, Passage, content_id
 
 # Tokens that end with a period but do not end a sentence (lowercased, without the final period).
 ABBREVIATIONS = frozenset(
@@ -16,17 +16,16 @@ ABBREVIATIONS = frozenset(
 # candidate boundary: sentence punctuation, optional closing quotes/brackets, whitespace
 _CANDIDATE = re.compile(r"[.!?]+[\"'\u201d\u2019)\]]*(?=\s)")
 _PARA_BREAK = re.compile(r"\n\s*\n")
-_TOKEN_BEFORE = re.compile(r"(\S+)$")
 _NEXT_START = re.compile(r"\s+([\"'\u201c\u2018(\[\u2022]?[A-Z0-9\u0391-\u03a9])")
 MAX_SENTENCE_CHARS = 800
 
 
 def _is_abbreviation(text: str, dot: int) -> bool:
     """True when the period at text[dot] belongs to an abbreviation or an initial."""
-    m = _TOKEN_BEFORE.search(text, 0, dot)
-    if not m:
-        return False
-    token = m.group(1).lstrip("([\"'\u201c").lower()
+    start = dot
+    while start > 0 and not text[start - 1].isspace():  # walk back to the start of the token (no regex: O(token))
+        start -= 1
+    token = text[start:dot].lstrip("([\"'\u201c").lower()
     if not token:
         return False
     if token in ABBREVIATIONS:
@@ -122,8 +121,10 @@ def paper_passages(paper: Paper, doc: ParsedDoc, *, window_sentences: int = 2, s
             start, end = sents[i][0], sents[j - 1][1]
             k = bisect.bisect_right(offsets, start) - 1
             sec = heads[k][1] if k >= 0 else section
+            # model_construct: the fields are built right here, so skip validation (hot loop); id as Passage derives it
             out.append(
-                Passage(
+                Passage.model_construct(
+                    id=content_id(key, page.number, start, text[start:end]),
                     paper=key,
                     arxiv_id=paper.ref.arxiv_id,
                     version=paper.ref.version,

@@ -16,8 +16,6 @@ LIGATURES = {
 }
 _LIG_RE = re.compile("[" + "".join(LIGATURES) + "]")
 _SPACES = re.compile(r"[ \t\u00a0\u2009\u202f]+")
-_WORD = re.compile(r"[A-Za-z]+")
-_HYPHENATED = re.compile(r"[A-Za-z]+-[A-Za-z]+")
 
 # Prefixes that usually form real compounds when a line ends with them ("cross-\nlingual" stays "cross-lingual"),
 # used only when the document itself does not tell us (see `Dehyphenator`).
@@ -79,51 +77,68 @@ class Dehyphenator:
     """
 
     def __init__(self, texts: Iterable[str] = ()) -> None:
-        self.words: set[str] = set()
-        self.hyphenated: set[str] = set()
-        for t in texts:
-            self.add(t)
+        self._texts: list[str] = list(texts)
+        self._vocab: set[str] | None = None
 
     def add(self, text: str) -> None:
-        # words split by a line break are excluded by construction: the regexes do not cross '\n'
-        self.hyphenated.update(w.lower() for w in _HYPHENATED.findall(text))
-        self.words.update(w.lower() for w in _WORD.findall(text))
+        self._texts.append(text)
+        self._vocab = None
+
+    def _seen(self, form: str) -> bool:
+        """Whether `form` (a word or a hyphenated pair) occurs in the document within one line.
+
+        Built lazily with one regex pass; a word split by a line break ("perfor-\\nmance") is not in it."""
+        if self._vocab is None:
+            vocab: set[str] = set()
+            for tok in set(_TOKEN_L.findall("\n".join(self._texts).lower())):
+                vocab.add(tok)
+                if "-" in tok:
+                    parts = tok.split("-")
+                    vocab.update(parts)
+                    vocab.update(f"{a}-{b}" for a, b in zip(parts, parts[1:], strict=False))
+            self._vocab = vocab
+        return form in self._vocab
 
     def keep_hyphen(self, prefix: str, suffix: str) -> bool:
         """True when `prefix-` at a line end followed by `suffix` is a real hyphen."""
         if not suffix or not suffix[0].islower():
             return True
         pre, suf = prefix.lower(), suffix.lower()
-        if f"{pre}-{suf}" in self.hyphenated:
+        if self._seen(f"{pre}-{suf}"):
             return True
-        if pre + suf in self.words:
+        if self._seen(pre + suf):
             return False
         return pre in COMPOUND_PREFIXES
 
 
+_TOKEN_L = re.compile(r"[a-z]+(?:-[a-z]+)*")
 _TRAIL_WORD = re.compile(r"([A-Za-z]+)-$")
 _LEAD_WORD = re.compile(r"^([A-Za-z]+)")
 
 
 def join_lines(lines: list[str], dehyph: Dehyphenator) -> str:
     """Join the lines of one paragraph into one line: spaces between lines, hyphenation at line ends resolved."""
-    out = ""
+    parts: list[str] = []
     for raw in lines:
-        line = _SPACES.sub(" ", raw).strip()
+        line = raw.strip()
         if not line:
             continue
-        if not out:
-            out = line
+        if "  " in line or "\t" in line or "\u00a0" in line:
+            line = _SPACES.sub(" ", line)
+        if not parts:
+            parts.append(line)
             continue
-        m = _TRAIL_WORD.search(out)
-        if m and not out.endswith("--"):
-            nxt = _LEAD_WORD.match(line)
-            if nxt and not dehyph.keep_hyphen(m.group(1), nxt.group(1)):
-                out = out[:-1] + line
-            else:
-                out = out + line
-        elif out.endswith(("\u2013", "\u2014", "/")):
-            out = out + line
+        prev = parts[-1]
+        last = prev[-1]
+        if last == "-" and not prev.endswith("--"):
+            m = _TRAIL_WORD.search(prev[-64:])
+            nxt = _LEAD_WORD.match(line) if m else None
+            if m and nxt and not dehyph.keep_hyphen(m.group(1), nxt.group(1)):
+                parts[-1] = prev[:-1]
+            parts.append(line)
+        elif last in "\u2013\u2014/":
+            parts.append(line)
         else:
-            out = out + " " + line
-    return out
+            parts.append(" ")
+            parts.append(line)
+    return "".join(parts)

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from claimscope.retrieve.passages import paper_passages, split_sentences
 
-from claimscope.types import Paper, PaperRef, ParsedDoc, ParsedPage
+from claimscope.types import Paper, PaperRef, ParsedDoc, ParsedPage, Passage
 
 
 def _sents(text: str) -> list[str]:
@@ -87,3 +87,9 @@ def test_windows_cover_every_sentence(n, size, stride):
         covered.update(i for i in range(n) if f"number {i}." in ps.text)
         assert ps.text.count("Sentence") <= size
     assert covered == set(range(n))
+
+
+def test_fast_built_passages_equal_validated_ones(example_doc):
+    passages = paper_passages(_paper(), example_doc)[:50]
+    for ps in passages:
+        assert Passage.model_validate(ps.model_dump(exclude={"id"})) == ps
