@@ -37,7 +37,8 @@ def collect_online(
     for ref, got in zip(refs, source.fetch_many(refs), strict=True):
         if isinstance(got, Exception):
             where = "offline; not in cache" if settings.offline else "arXiv"
-            logger.warning("%s not retrieved (%s): %s", ref.key, where, got)
+            level = logging.INFO if settings.offline else logging.WARNING  # offline misses are reported as gaps
+            logger.log(level, "%s not retrieved (%s): %s", ref.key, where, got)
             gaps.append(Gap(stage="retrieve", item=ref.key, reason=str(got)))
             continue
         if got.ref.key in seen:
