@@ -30,7 +30,7 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 
 from claimscope import __version__
 from claimscope.errors import BadRunDir
@@ -142,7 +142,11 @@ class CalibrationBin(_Lenient):
 class CalibrationData(_Lenient):
     source: str = Field("unknown", description="which data the bins come from, e.g. 'SciFact dev'")
     ece: float | None = None
-    bins: list[CalibrationBin] = Field(default_factory=list)
+    bins: list[CalibrationBin] = Field(
+        default_factory=list,
+        validation_alias=AliasChoices("bins", "reliability"),
+        description="also read from 'reliability' (verify.calibrate.reliability output)",
+    )
 
     @property
     def n(self) -> int:
