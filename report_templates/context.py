@@ -193,7 +193,7 @@ class ClaimRow(_Ctx):
     best: EvidenceView | None
     evidence_for: list[EvidenceView]
     evidence_against: list[EvidenceView]
-    evidence_neutral: list[EvidenceView]
+    evidence_neutral: list[EvidenceView] = Field(description="at most settings.report.max_evidence_shown")
     numbers_status: str
     numbers_details: list[str]
     warnings: list[str]
@@ -324,7 +324,7 @@ def _best_evidence(v: Verdict) -> Evidence | None:
     return min(v.evidence, key=lambda e: e.rank)
 
 
-def _claim_row(index: int, claim: Claim, verdict: Verdict | None) -> ClaimRow:
+def _claim_row(index: int, claim: Claim, verdict: Verdict | None, max_neutral: int) -> ClaimRow:
     ar = claim.as_reported
     ar_label = normalize_as_reported(ar.verdict if ar else None)
     changed = None if (verdict is None or ar_label is None) else verdict.label != ar_label
@@ -348,7 +348,7 @@ def _claim_row(index: int, claim: Claim, verdict: Verdict | None) -> ClaimRow:
         best=_ev(best) if best else None,
         evidence_for=[_ev(e) for e in evidence if e.stance == "support"],
         evidence_against=[_ev(e) for e in evidence if e.stance == "contradict"],
-        evidence_neutral=[_ev(e) for e in evidence if e.stance == "neutral"],
+        evidence_neutral=[_ev(e) for e in evidence if e.stance == "neutral"][:max_neutral],
         numbers_status=verdict.checks.numbers.status if verdict else "not_applicable",
         numbers_details=list(verdict.checks.numbers.details) if verdict else [],
         warnings=list(verdict.checks.warnings) if verdict else [],
@@ -495,7 +495,9 @@ def build_context(run_dir: Path) -> ReportContext:
         calibration = None
     diff = _load_optional(rd.root / "diff.json", ReverifyDiff, gaps)
 
-    rows = [_claim_row(i, c, by_claim.get(c.id)) for i, c in enumerate(claims, 1)]
+    report_settings = manifest.settings.get("report") or {}
+    max_neutral = int(report_settings.get("max_evidence_shown", 3)) if isinstance(report_settings, dict) else 3
+    rows = [_claim_row(i, c, by_claim.get(c.id), max_neutral) for i, c in enumerate(claims, 1)]
     common: list[str] = []
     if len(rows) >= 2 and all(r.verdict for r in rows):
         common = [w for w in rows[0].warnings if all(w in r.warnings for r in rows[1:])]

@@ -255,6 +255,14 @@ def _make_plots(ctx: ReportContext) -> dict[str, str]:
     return out
 
 
+def _shareable(path: Path) -> None:
+    """Reports are made to be handed on: readable by others like a normally created file (temp files are 0600)."""
+    try:
+        path.chmod(0o644)
+    except OSError as e:  # e.g. a filesystem without modes; the report is still written
+        logger.debug("could not chmod %s: %s", path, e)
+
+
 def render_run(run_dir: Path, formats: Sequence[str] = FORMATS) -> list[Path]:
     """Render the report files of a run directory from its files alone; returns the paths written.
 
@@ -276,6 +284,7 @@ def render_run(run_dir: Path, formats: Sequence[str] = FORMATS) -> list[Path]:
             for name, svg in ctx.plots.items():
                 p = run_dir / PLOTS_DIR / f"{name}.svg"
                 atomic_write_text(p, svg + "\n")
+                _shareable(p)
                 written.append(p)
             text = render_markdown(ctx)
         elif fmt == "html":
@@ -286,6 +295,7 @@ def render_run(run_dir: Path, formats: Sequence[str] = FORMATS) -> list[Path]:
             text = render_json(ctx)
         path = run_dir / OUTPUT_NAMES[fmt]
         atomic_write_text(path, text)
+        _shareable(path)
         written.append(path)
         logger.debug("wrote %s", path)
     return written

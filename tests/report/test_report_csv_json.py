@@ -121,3 +121,28 @@ def test_cli_report_rerenders(example_run: Path, capsys: pytest.CaptureFixture[s
     assert main(["-q", "report", str(example_run / "missing")]) == 2
     with pytest.raises(SystemExit):
         main(["report", str(example_run), "--format", "pdf"])
+
+
+def test_calibration_bins_read_from_verify_reliability_output(example_run: Path) -> None:
+    """verify.calibrate.reliability() writes {'lo','hi','mean_confidence','accuracy','count'} under 'reliability'."""
+    (example_run / "calibration.json").write_text(json.dumps({
+        "source": "SciFact dev", "ece": 0.07, "brier": 0.4,
+        "reliability": [{"lo": 0.6, "hi": 0.7, "mean_confidence": 0.65, "accuracy": 0.5, "count": 12},
+                        {"lo": 0.9, "hi": 1.0, "mean_confidence": 0.95, "accuracy": 0.9, "count": 30}],
+    }), encoding="utf-8")
+    ctx = build_context(example_run)
+    assert ctx.calibration is not None and ctx.calibration.n == 42
+    paths = render_run(example_run, ["md", "html"])
+    assert example_run / "report_plots" / "reliability.svg" in paths
+    assert "Measured on SciFact dev (42 claims); expected calibration error 0.070" in (
+        example_run / "report.md").read_text(encoding="utf-8")
+    assert oct((example_run / "report.html").stat().st_mode & 0o777) == "0o644"
+
+
+def test_neutral_evidence_limited_by_settings(example_run: Path) -> None:
+    manifest = json.loads((example_run / "run.json").read_text(encoding="utf-8"))
+    manifest["settings"]["report"]["max_evidence_shown"] = 0
+    (example_run / "run.json").write_text(json.dumps(manifest), encoding="utf-8")
+    ctx = build_context(example_run)
+    assert all(c.evidence_neutral == [] for c in ctx.claims)
+    assert len(ctx.claims[1].evidence_against) == 2  # for/against are always shown in full
