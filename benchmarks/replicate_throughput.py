@@ -1,0 +1,419 @@
+"""Training throughput of the replication recipe on one GPU: naive vs optimised vs several cells sharing the GPU.
+
+Randomly initialised full-size XLM-R large and base (no weights needed), the recipe's batch of 32, classification at 128
+tokens and extractive QA at 384 tokens, through the replicate package's own model, heads, optimiser and autocast code:
+
+- naive:     fp32, eager attention, non-fused AdamW, no compile (the reference, like an fp32 HF Trainer run)
+- optimised: bf16 autocast, SDPA attention, fused AdamW, torch.compile, one process alone on the GPU
+- shared:    N optimised processes training at the same time (N grid cells sharing the GPU); aggregate rate
+
+MFU = training FLOPs (6·N_nonemb·tokens + 12·layers·L·d·tokens for attention) / time / 989 TFLOP/s (H200 dense bf16).
+Writes JSON to $OUT (if set) else benchmarks/results/, and prints a table. `--smoke` runs tiny sizes on CPU.
+
+    python benchmarks/replicate_throughput.py            # on the H200, < 8 minutes
+    python benchmarks/replicate_throughput.py --smoke     # anywhere, seconds
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import gc
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+PEAK_FLOPS = 989e12  # H200 dense bf16 (no sparsity)
+SIZES = {
+    "xlm-roberta-large": {"layers": 24, "hidden": 1024, "heads": 16, "ffn": 4096, "vocab": 250002},
+    "xlm-roberta-base": {"layers": 12, "hidden": 768, "heads": 12, "ffn": 3072, "vocab": 250002},
+    "tiny": {"layers": 2, "hidden": 64, "heads": 2, "ffn": 128, "vocab": 1000},
+}
+TASKS = {"cls": ("classification", 128), "qa": ("qa", 384)}
+# (model, task, mode, processes) in the order run, most important first; `--budget` skips what does not start in time
+FULL_PLAN = [
+    ("xlm-roberta-large", "cls", "naive", 1),
+    ("xlm-roberta-large", "cls", "optimised", 1),
+    ("xlm-roberta-large", "cls", "shared", 4),
+    ("xlm-roberta-large", "qa", "naive", 1),
+    ("xlm-roberta-large", "qa", "optimised", 1),
+    ("xlm-roberta-large", "qa", "shared", 3),
+    ("xlm-roberta-base", "cls", "naive", 1),
+    ("xlm-roberta-base", "cls", "optimised", 1),
+    ("xlm-roberta-base", "cls", "shared", 4),
+    ("xlm-roberta-base", "qa", "naive", 1),
+    ("xlm-roberta-base", "qa", "optimised", 1),
+    ("xlm-roberta-large", "cls", "shared", 6),
+]
+
+
+def _config(model: str, attn: str) -> Any:
+    from transformers import XLMRobertaConfig
+
+    s = SIZES[model]
+    return XLMRobertaConfig(
+        vocab_size=s["vocab"],
+        hidden_size=s["hidden"],
+        num_hidden_layers=s["layers"],
+        num_attention_heads=s["heads"],
+        intermediate_size=s["ffn"],
+        max_position_embeddings=514,
+        type_vocab_size=1,
+        layer_norm_eps=1e-5,
+        pad_token_id=1,
+        bos_token_id=0,
+        eos_token_id=2,
+        attn_implementation=attn,
+    )
+
+
+def _flops_per_step(model: str, seq_len: int, batch: int) -> float:
+    from replicate.plan import train_flops_per_token
+
+    s = SIZES[model]
+    arch = {"layers": s["layers"], "hidden": s["hidden"], "ffn": s["ffn"]}
+    return train_flops_per_token(arch, seq_len) * seq_len * batch
+
+
+def measure(
+    model_name: str,
+    task_key: str,
+    mode: str,
+    *,
+    batch: int,
+    seq_len: int,
+    seconds: float,
+    warmup: int,
+    device: str,
+    compile_model: bool,
+    compile_mode: str = "default",
+    go_file: str | None = None,
+    ready_file: str | None = None,
+) -> dict[str, Any]:
+    """Train steps on random tokens for `seconds` after `warmup` steps; returns the rates."""
+    import torch
+
+    from replicate.config import TaskSpec, TrainSpec
+    from replicate.model import build_model, load_encoder
+    from replicate.train import autocast, make_optimizer
+
+    naive = mode == "naive"
+    dev = torch.device(device)
+    kind, _ = TASKS[task_key]
+    task = TaskSpec(name=task_key, kind=kind, labels=["a", "b", "c"], batch_size=batch, max_len=seq_len)
+    spec = TrainSpec(precision="fp32" if naive else "bf16", fused_adamw=not naive, compile=compile_model and not naive)
+    torch.manual_seed(0)
+    with dev:
+        encoder = load_encoder(
+            "random",
+            attn_implementation="eager" if naive else "sdpa",
+            config=_config(model_name, "eager" if naive else "sdpa"),
+        )
+        model = build_model(encoder, [task])
+    model.to(dev).train()
+    if spec.compile:
+        model.encoder = torch.compile(model.encoder, mode=compile_mode)  # type: ignore[assignment]
+    opt = make_optimizer(model, 1e-5, spec, dev)
+    vocab = SIZES[model_name]["vocab"]
+    g = torch.Generator(device="cpu").manual_seed(1)
+    ids = torch.randint(5, vocab, (batch, seq_len), generator=g).to(dev)
+    batch_t = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+    if kind == "qa":
+        batch_t["start_positions"] = torch.randint(0, seq_len, (batch,), generator=g).to(dev)
+        batch_t["end_positions"] = torch.randint(0, seq_len, (batch,), generator=g).to(dev)
+    else:
+        batch_t["labels"] = torch.randint(0, 3, (batch,), generator=g).to(dev)
+    params = [p for p in model.parameters() if p.requires_grad]
+
+    def step() -> None:
+        with autocast(spec, dev):
+            loss, _ = model(task_key, batch_t)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    def sync() -> None:
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+
+    t_warm = time.perf_counter()
+    for _ in range(warmup):
+        step()
+    sync()
+    warm_s = time.perf_counter() - t_warm
+    if ready_file:
+        Path(ready_file).touch()
+    if go_file:
+        while not Path(go_file).exists():
+            time.sleep(0.01)
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(dev)
+    steps, t0 = 0, time.perf_counter()
+    while True:
+        step()
+        steps += 1
+        if steps % 4 == 0:
+            sync()
+            if time.perf_counter() - t0 >= seconds:
+                break
+    sync()
+    elapsed = time.perf_counter() - t0
+    out = {
+        "model": model_name,
+        "task": task_key,
+        "seq_len": seq_len,
+        "batch": batch,
+        "mode": mode,
+        "steps": steps,
+        "elapsed_s": round(elapsed, 3),
+        "warmup_s": round(warm_s, 2),
+        "precision": spec.precision,
+        "attn": "eager" if naive else "sdpa",
+        "fused_adamw": spec.fused_adamw and dev.type == "cuda",
+        "compile": spec.compile,
+        "peak_mem_gb": round(torch.cuda.max_memory_allocated(dev) / 2**30, 2) if dev.type == "cuda" else None,
+    }
+    return out  # the model and optimiser are freed when this frame goes; `_free` returns the memory
+
+
+def _rates(r: dict[str, Any], flops_step: float, peak: float) -> dict[str, Any]:
+    seq_s = r["steps"] * r["batch"] / r["elapsed_s"]
+    return {
+        **r,
+        "seq_per_s": round(seq_s, 1),
+        "tokens_per_s": round(seq_s * r["seq_len"]),
+        "step_ms": round(1000 * r["elapsed_s"] / r["steps"], 2),
+        "mfu": _sig(flops_step * r["steps"] / r["elapsed_s"] / peak),
+    }
+
+
+def shared(
+    model_name: str, task_key: str, n: int, args: argparse.Namespace, seq_len: int, workdir: Path
+) -> dict[str, Any]:
+    """N worker processes train at once; they start measuring together and report their own rates."""
+    go = workdir / f"go-{model_name}-{task_key}"
+    go.unlink(missing_ok=True)
+    procs, readies = [], []
+    for i in range(n):
+        ready = workdir / f"ready-{model_name}-{task_key}-{i}"
+        ready.unlink(missing_ok=True)
+        readies.append(ready)
+        cmd = [
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "--worker",
+            model_name,
+            task_key,
+            "--seq-len",
+            str(seq_len),
+            "--batch",
+            str(args.batch),
+            "--seconds",
+            str(args.seconds),
+            "--warmup",
+            str(args.warmup),
+            "--device",
+            args.device,
+            "--go",
+            str(go),
+            "--ready",
+            str(ready),
+        ]
+        cmd += ["--no-compile"] if args.no_compile else ["--compile-mode", args.compile_mode]
+        procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True))
+    deadline = time.time() + args.worker_timeout
+    while not all(r.exists() for r in readies):
+        if time.time() > deadline or any(p.poll() not in (None, 0) for p in procs):
+            go.touch()
+            for p in procs:
+                p.kill()
+            raise RuntimeError(f"shared run {model_name}/{task_key} x{n}: a worker failed or timed out")
+        time.sleep(0.05)
+    go.touch()
+    results = []
+    for p in procs:
+        stdout, _ = p.communicate(timeout=args.worker_timeout)
+        results.append(json.loads(stdout.strip().splitlines()[-1]))
+    seq_s = sum(r["steps"] * r["batch"] / r["elapsed_s"] for r in results)
+    flops_step = _flops_per_step(model_name, seq_len, args.batch)
+    return {
+        "model": model_name,
+        "task": task_key,
+        "seq_len": seq_len,
+        "batch": args.batch,
+        "mode": "shared",
+        "processes": n,
+        "seq_per_s": round(seq_s, 1),
+        "tokens_per_s": round(seq_s * seq_len),
+        "mfu": _sig(seq_s / args.batch * flops_step / args.peak),
+        "precision": "bf16",
+        "attn": "sdpa",
+        "compile": not args.no_compile,
+        "workers": results,
+        "peak_mem_gb": max((r.get("peak_mem_gb") or 0) for r in results) or None,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--smoke", action="store_true", help="tiny model on CPU, a few seconds (tests)")
+    p.add_argument("--batch", type=int, default=32, help="the recipe's batch size (32)")
+    p.add_argument("--seconds", type=float, default=6.0, help="measured seconds per run")
+    p.add_argument("--warmup", type=int, default=6, help="untimed steps first (compile happens here)")
+    p.add_argument("--device", default=None)
+    p.add_argument("--no-compile", action="store_true")
+    p.add_argument("--compile-mode", default="default", help="torch.compile mode (e.g. reduce-overhead = CUDA graphs)")
+    p.add_argument("--budget", type=float, default=330.0, help="start no new run after this many seconds")
+    p.add_argument("--cases", default=None, help="MODEL:TASK:MODE:N,... e.g. xlm-roberta-large:cls:shared:4")
+    p.add_argument("--peak", type=float, default=PEAK_FLOPS)
+    p.add_argument("--worker-timeout", type=float, default=300.0)
+    p.add_argument("--worker", nargs=2, metavar=("MODEL", "TASK"), help=argparse.SUPPRESS)
+    p.add_argument("--seq-len", type=int, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--go", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--ready", default=None, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    import torch
+
+    if args.device is None:
+        args.device = "cuda" if torch.cuda.is_available() and not args.smoke else "cpu"
+    if args.worker:
+        model_name, task_key = args.worker
+        r = measure(
+            model_name,
+            task_key,
+            "shared",
+            batch=args.batch,
+            seq_len=args.seq_len,
+            seconds=args.seconds,
+            warmup=args.warmup,
+            device=args.device,
+            compile_model=not args.no_compile,
+            compile_mode=args.compile_mode,
+            go_file=args.go,
+            ready_file=args.ready,
+        )
+        print(json.dumps(r))  # noqa: T201
+        return 0
+
+    t_start = time.perf_counter()
+    os.environ.setdefault("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:True")
+    if args.smoke:
+        plan = [("tiny", "cls", "naive", 1), ("tiny", "cls", "optimised", 1), ("tiny", "cls", "shared", 2)]
+        seq = {"cls": 16, "qa": 32}
+        args.batch, args.seconds, args.warmup, args.no_compile = 4, min(args.seconds, 0.5), 2, True
+    else:
+        plan = FULL_PLAN
+        seq = {k: v[1] for k, v in TASKS.items()}
+    if args.cases:
+        plan = [(m, t, mode, int(n)) for m, t, mode, n in (c.split(":") for c in args.cases.split(","))]
+    out_dir = Path(os.environ.get("OUT") or REPO / "benchmarks" / "results")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    device_name = torch.cuda.get_device_name(0) if args.device.startswith("cuda") else "cpu"
+    rows: list[dict[str, Any]] = []
+    skipped: list[str] = []
+    for model_name, task_key, mode, n in plan:
+        label = f"{model_name}:{task_key}:{mode}:{n}"
+        if time.perf_counter() - t_start > args.budget:
+            skipped.append(f"{label} (time budget)")
+            continue
+        L = seq[task_key]
+        try:
+            if mode == "shared":
+                rows.append(shared(model_name, task_key, n, args, L, out_dir))
+            else:
+                r = measure(
+                    model_name,
+                    task_key,
+                    mode,
+                    batch=args.batch,
+                    seq_len=L,
+                    seconds=args.seconds,
+                    warmup=3 if mode == "naive" else args.warmup,
+                    device=args.device,
+                    compile_model=not args.no_compile,
+                    compile_mode=args.compile_mode,
+                )
+                rows.append(_rates(r, _flops_per_step(model_name, L, args.batch), args.peak))
+            _progress(rows[-1])
+            _free()
+        except Exception as e:  # an out-of-memory or compile failure is recorded, the rest goes on
+            skipped.append(f"{label} ({type(e).__name__}: {str(e)[:300]})")
+            print(f"  {label} failed: {type(e).__name__}: {str(e)[:300]}", flush=True)  # noqa: T201
+    for f in out_dir.glob("go-*"):
+        f.unlink()
+    for f in out_dir.glob("ready-*"):
+        f.unlink()
+    naive = {(r["model"], r["task"]): r["seq_per_s"] for r in rows if r["mode"] == "naive"}
+    for r in rows:
+        base = naive.get((r["model"], r["task"]))
+        r["speedup_vs_naive"] = round(r["seq_per_s"] / base, 2) if base else None
+        if args.smoke:
+            r["smoke"] = True
+    doc = {
+        "benchmark": "replicate_throughput",
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "device": device_name,
+        "smoke": args.smoke,
+        "peak_flops": args.peak,
+        "flops_formula": "6*N_nonemb*tokens + 12*layers*seq_len*hidden*tokens (training: fwd+bwd)",
+        "torch": torch.__version__,
+        "transformers": __import__("transformers").__version__,
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "results": rows,
+        "skipped": skipped,
+        "wall_seconds": round(time.perf_counter() - t_start, 1),
+    }
+    name = "replicate_throughput_smoke.json" if args.smoke else "replicate_throughput.json"
+    (out_dir / name).write_text(json.dumps(doc, indent=2) + "\n")
+    print(format_table(doc))  # noqa: T201
+    print(f"wrote {out_dir / name}")  # noqa: T201
+    return 0
+
+
+def _sig(x: float) -> float:
+    return float(f"{x:.4g}")
+
+
+def _free() -> None:
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def _progress(r: dict[str, Any] | None) -> None:
+    if r:
+        print(f"  {r['model']} {r['task']} {r['mode']}: {r['seq_per_s']} seq/s, MFU {r['mfu']:.1%}", flush=True)  # noqa: T201
+
+
+def format_table(doc: dict[str, Any]) -> str:
+    batch = doc["results"][0]["batch"] if doc["results"] else "?"
+    head = f"{'model':<18} {'task':<4} {'len':>4} {'mode':<10} {'procs':>5} {'seq/s':>9} {'tokens/s':>10} {'MFU':>6}"
+    lines = [
+        f"replicate training throughput on {doc['device']} "
+        f"(batch {batch}; MFU vs {doc['peak_flops'] / 1e12:.0f} TFLOP/s)",
+        head + f" {'x naive':>7}",
+    ]
+    for r in doc["results"]:
+        lines.append(
+            f"{r['model']:<18} {r['task']:<4} {r['seq_len']:>4} {r['mode']:<10} {r.get('processes', 1):>5} "
+            f"{r['seq_per_s']:>9.1f} {r['tokens_per_s']:>10,} {r['mfu']:>6.1%} {r['speedup_vs_naive'] or 0:>7.2f}"
+        )
+    for s in doc["skipped"]:
+        lines.append(f"skipped: {s}")
+    lines.append(f"wall time {doc['wall_seconds']} s")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
