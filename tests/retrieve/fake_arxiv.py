@@ -7,6 +7,9 @@
   ("stall", seconds)          wait before answering (client timeouts)
   ("stall_midway", seconds)   send half the body, set `midway`, then wait
   ("html",)                   answer 200 text/html (a landing page instead of a PDF)
+  ("ctype", type, body)       answer 200 with this Content-Type and body (None: the real body)
+  ("drip", chunk, seconds)    send the body `chunk` bytes at a time, `seconds` apart (a slow but live server)
+  ("reset",)                  close the connection with a TCP reset before answering
 PDFs are served at /pdf/<id> (the entries' pdf links) and /fallback/pdf/<id> (the URL built from the id).
 """
 
@@ -114,6 +117,17 @@ class FakeArxiv:
                     fake.release.wait(action[1])
                 if kind == "html":
                     data, ctype = b"<html><body>Please verify you are a human</body></html>", "text/html"
+                if kind == "reset":
+                    import socket
+                    import struct
+
+                    self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    self.close_connection = True
+                    self.connection.close()
+                    return
+                if kind == "ctype":
+                    ctype = action[1]
+                    data = data if action[2] is None else action[2]
                 self.send_response(200)
                 self.send_header("Content-Type", ctype)
                 if kind != "no_length_truncate":
@@ -123,6 +137,12 @@ class FakeArxiv:
                     self.wfile.write(data[: action[1]])
                     self.wfile.flush()
                     self.close_connection = True
+                    return
+                if kind == "drip":
+                    for i in range(0, len(data), action[1]):
+                        self.wfile.write(data[i : i + action[1]])
+                        self.wfile.flush()
+                        time.sleep(action[2])
                     return
                 if kind == "stall_midway":
                     self.wfile.write(data[: len(data) // 2])
