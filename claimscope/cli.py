@@ -23,6 +23,7 @@ COMMAND_MODULES = [
     "claimscope.retrieve.cli",
     "claimscope.verify.cli",
     "claimscope.verify.extract_cli",
+    "claimscope.verify.reverify_cli",
     "claimscope.verify.scifact_cli",
     "claimscope.report_templates.cli",
     "claimscope.replicate.cli",

@@ -21,7 +21,7 @@ from pathlib import Path
 from claimscope import __version__
 from claimscope.errors import BadRunDir, PaperNotFound
 from claimscope.rundir import RunDir, read_json, read_jsonl, write_json, write_jsonl
-from claimscope.settings import Settings
+from claimscope.settings import Settings, VerifySettings
 from claimscope.types import Claim, Gap, Paper, PaperRef, Passage, RunManifest, Verdict
 
 logger = logging.getLogger(__name__)
@@ -194,12 +194,17 @@ def _load_docs(run: Run, papers: list[Paper]) -> list:
     return docs
 
 
+def verify_fingerprint(claims: list[Claim], passages: list[Passage], vs: VerifySettings) -> str:
+    """What the verify stage's output depends on (also recorded by `claimscope reverify`)."""
+    return _fingerprint("verify", [c.model_dump(mode="json") for c in claims], [p.id for p in passages],
+                        vs.model_dump(mode="json"))
+
+
 def stage_verify(run: Run, claims: list[Claim], papers: list[Paper], passages: list[Passage]) -> list[Verdict]:
     from claimscope.verify.run import Verifier
 
     vs = run.settings.verify
-    fp = _fingerprint("verify", [c.model_dump(mode="json") for c in claims], [p.id for p in passages],
-                      vs.model_dump(mode="json"))
+    fp = verify_fingerprint(claims, passages, vs)
     if run.done("verify", fp, run.dir.verdicts):
         return read_jsonl(run.dir.verdicts, Verdict)
     with run.timed("verify"):
