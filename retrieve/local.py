@@ -51,11 +51,24 @@ def parse_filename(path: Path) -> LocalFile | None:
     return LocalFile(path, arxiv_id, int(m.group("v")) if m.group("v") else None, fmt, partial, suffix)
 
 
+def inside_folder(path: Path, folder: Path) -> bool:
+    """True when `path` (after following symlinks) is a regular file inside `folder`: links that lead out of the
+    papers folder are never read."""
+    try:
+        return path.resolve().is_relative_to(folder.resolve()) and path.is_file()
+    except (OSError, RuntimeError):  # a symlink loop or an unreadable link
+        return False
+
+
 def scan_folder(folder: Path) -> dict[str, list[LocalFile]]:
-    """All paper files in `folder` by arXiv id. Files whose names are not exactly an id are ignored."""
+    """All paper files in `folder` by arXiv id. Files whose names are not exactly an id are ignored, and so are
+    symlinks that point outside the folder."""
     found: dict[str, list[LocalFile]] = {}
     for p in sorted(folder.iterdir()):
         if not p.is_file():
+            continue
+        if not inside_folder(p, folder):
+            logger.warning("%s: ignored, it is a link to %s outside the papers folder", p, p.resolve())
             continue
         lf = parse_filename(p)
         if lf is not None:
@@ -205,7 +218,8 @@ def _collect_named(
         match = None
         if folder is not None:
             match = next(
-                (p for p in sorted(folder.iterdir()) if p.stem == ref.local_name and p.suffix.lower() in FORMATS), None
+                (p for p in sorted(folder.iterdir())
+                 if p.stem == ref.local_name and p.suffix.lower() in FORMATS and inside_folder(p, folder)), None
             )
         if match is None:
             reason = f"no local file named {ref.local_name}.* in {folder}"

@@ -142,6 +142,9 @@ def parse_pdf(path: Path, *, max_pages: int = 300, max_bytes: int = 50_000_000) 
         raise PdfUnreadable(str(path), f"not a readable PDF ({type(e).__name__}: {str(e)[:120]})") from e
 
     try:
+        if not doc.is_pdf:  # MuPDF sniffs the content and happily opens HTML, XML or images saved as .pdf
+            kind = (doc.metadata or {}).get("format") or "another format"
+            raise PdfUnreadable(str(path), f"not a PDF (the content is {kind}; a landing page saved as .pdf?)")
         if doc.needs_pass and not doc.authenticate(""):
             raise EncryptedPdf(str(path), "PDF is encrypted and needs a password")
         n = doc.page_count

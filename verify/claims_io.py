@@ -24,6 +24,7 @@ ARXIV_URL = re.compile(
     r"arxiv\.org/(?:abs|pdf)/(?P<id>\d{4}\.\d{4,5}|[a-z][a-z\-]*(?:\.[A-Z]{2})?/\d{7})(?:v(?P<v>\d+))?", re.I
 )
 BARE_ARXIV = re.compile(r"(?:arXiv:)?(?P<id>\d{4}\.\d{4,5})(?:v(?P<v>\d+))?", re.I)
+MAX_CLAIM_CHARS = 20_000  # a claim is a sentence or two; anything longer is a broken file
 SENTENCE_END = re.compile(r"""[.!?]["')\]]*$""")
 VERIFIED_MARKS = {"✓": "verified", "✔": "verified", "yes": "verified", "true": "verified", "verified": "verified",
                   "✗": "not verified", "✘": "not verified", "x": "not verified", "no": "not verified",
@@ -207,15 +208,18 @@ def parse_json(text: str, path: str) -> ClaimsInput:
 
 def parse_csv(text: str, path: str) -> ClaimsInput:
     reader = csv.DictReader(io.StringIO(text))
-    fields = [f.strip().lower() for f in (reader.fieldnames or [])]
-    if not ({"claim", "text"} & set(fields)):
-        raise BadClaimsFile(path, f"no 'claim' or 'text' column (columns: {', '.join(fields) or 'none'})")
-    claims = []
-    for n, row in enumerate(reader, start=2):
-        rec = {k.strip().lower(): v for k, v in row.items() if k is not None}
-        if not any((v or "").strip() for v in rec.values()):
-            continue  # empty row
-        claims.append(_claim_from_record(rec, f"{path}:{n}", f"{Path(path).name}:{n}"))
+    try:
+        fields = [f.strip().lower() for f in (reader.fieldnames or [])]
+        if not ({"claim", "text"} & set(fields)):
+            raise BadClaimsFile(path, f"no 'claim' or 'text' column (columns: {', '.join(fields)[:200] or 'none'})")
+        claims = []
+        for n, row in enumerate(reader, start=2):
+            rec = {k.strip().lower(): v for k, v in row.items() if k is not None}
+            if not any((v or "").strip() for v in rec.values() if isinstance(v, str)):
+                continue  # empty row
+            claims.append(_claim_from_record(rec, f"{path}:{n}", f"{Path(path).name}:{n}"))
+    except csv.Error as e:  # e.g. a field over the csv module's 128 KiB limit
+        raise BadClaimsFile(f"{path}:{reader.line_num}", f"not valid CSV ({e})") from e
     return ClaimsInput(claims=claims, fmt="csv")
 
 
@@ -232,8 +236,8 @@ def parse_scifact(text: str, path: str) -> ClaimsInput:
             rec = json.loads(line)
         except json.JSONDecodeError as e:
             raise BadClaimsFile(where, f"not valid JSON ({e.msg})") from e
-        if "claim" not in rec or "id" not in rec:
-            raise BadClaimsFile(where, "a SciFact claim needs 'id' and 'claim'")
+        if not isinstance(rec, dict) or "claim" not in rec or "id" not in rec:
+            raise BadClaimsFile(where, "a SciFact claim needs to be an object with 'id' and 'claim'")
         labels = {ann["label"] for anns in (rec.get("evidence") or {}).values() for ann in anns}
         gold = SCIFACT_LABELS.get(next(iter(labels))) if len(labels) == 1 else ("NOT_ENOUGH_INFO" if not labels else None)
         claims.append(_make_claim(rec["claim"], f"{Path(path).name}:{n}", [], claim_id=str(rec["id"]), gold=gold))
@@ -256,14 +260,16 @@ def detect_format(path: Path, text: str) -> str:
 def read_claims(path: Path, fmt: str | None = None, *, max_claims: int = 5000) -> ClaimsInput:
     """Read claims from any supported file; errors name the file (and line) and the problem."""
     path = Path(path)
+    if path.is_dir():
+        raise BadClaimsFile(str(path), "is a folder, not a claims file")
     if not path.is_file():
         raise BadClaimsFile(str(path), "no such file")
+    fmt = fmt or detect_format(path, "")  # an unknown extension is named before its bytes are decoded
     raw = path.read_bytes()
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         raise BadClaimsFile(str(path), f"not UTF-8 text (bad byte at offset {e.start})") from e
-    fmt = fmt or detect_format(path, text)
     parsers = {"report": parse_report, "json": parse_json, "csv": parse_csv, "scifact": parse_scifact}
     if fmt not in parsers:
         raise BadClaimsFile(str(path), f"unknown claims format {fmt!r}")
@@ -272,6 +278,10 @@ def read_claims(path: Path, fmt: str | None = None, *, max_claims: int = 5000) -
         raise BadClaimsFile(str(path), "no claims found")
     if len(result.claims) > max_claims:
         raise BadClaimsFile(str(path), f"{len(result.claims)} claims exceed the limit of {max_claims} (verify.max_claims)")
+    for c in result.claims:
+        if len(c.text) > MAX_CLAIM_CHARS:
+            raise BadClaimsFile(c.source, f"claim is {len(c.text):,} characters long, more than {MAX_CLAIM_CHARS:,}; "
+                                          "not one claim (a missing line break or delimiter?)")
     seen: dict[str, int] = {}
     for c in result.claims:  # duplicated ids (e.g. the same claim twice) get a stable suffix
         if c.id in seen:
