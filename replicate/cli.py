@@ -23,6 +23,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_arguments(p)
     p.set_defaults(handler=_handle)
 
+    from .miniature.run import add_arguments as add_miniature_arguments
+
+    m = subparsers.add_parser(
+        "replicate-miniature",
+        help="the research question in miniature on Debian's translated package descriptions (prepare/tokenizer/grid)",
+        description="XTREME in miniature: real multilingual text, XLM-R architecture at several sizes, MLM-pretrained "
+        "here, then the three phases with and without intermediate training over several seeds (scale: miniature).",
+    )
+    add_miniature_arguments(m)
+    m.set_defaults(handler=_handle_miniature)
+
+
+def _handle_miniature(args: argparse.Namespace) -> int:
+    from .miniature.run import execute
+
+    return execute(args)
+
 
 def _handle(args: argparse.Namespace) -> int:
     from .run import execute

@@ -1,7 +1,7 @@
 """Task data: the same examples from local JSONL/TSV files or from Hugging Face datasets (the hub path).
 
-Local layout: `DATA_DIR/<task>/<split>.<lang>.jsonl` (or `.tsv` with a header row); English training data may also be
-`<split>.jsonl`. Example fields per task kind:
+Local layout: `DATA_DIR/<task>/<split>.<lang>.jsonl` (or `.jsonl.gz`, or `.tsv` with a header row); English
+training data may also be `<split>.jsonl`. Example fields per task kind:
 
 - classification: text_a, text_b (optional), label (name or index)
 - multiple_choice: context, question (optional), choices (list), label (index)
@@ -85,7 +85,7 @@ def local_path(data_dir: Path, task: str, split: str, lang: str) -> Path | None:
     folder = data_dir / task
     names = [f"{split}.{lang}"] + ([split] if lang == "en" else [])
     for stem in names:
-        for ext in (".jsonl", ".tsv"):
+        for ext in (".jsonl", ".jsonl.gz", ".tsv"):
             p = folder / f"{stem}{ext}"
             if p.exists():
                 return p
@@ -96,9 +96,15 @@ def _load_local(data_dir: Path, task: TaskSpec, split: str, lang: str) -> list[E
     path = local_path(data_dir, task.name, split, lang)
     if path is None:
         raise DataNotFound(str(data_dir / task.name / f"{split}.{lang}.jsonl"), "no such data file (.jsonl or .tsv)")
-    if path.suffix == ".jsonl":
+    if path.name.endswith((".jsonl", ".jsonl.gz")):
+        if path.suffix == ".gz":
+            import gzip
+
+            text = gzip.decompress(path.read_bytes()).decode("utf-8")
+        else:
+            text = path.read_text(encoding="utf-8")
         out = []
-        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        for n, line in enumerate(text.splitlines(), 1):
             if line.strip():
                 try:
                     out.append(json.loads(line))

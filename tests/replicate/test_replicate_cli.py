@@ -7,10 +7,10 @@ import re
 from pathlib import Path
 
 import pytest
-from claimscope.replicate.config import load_recipe
-from claimscope.replicate.plan import load_rates, plan_recipe, plan_totals, seq_rate
 
 from claimscope.cli import main
+from claimscope.replicate.config import load_recipe
+from claimscope.replicate.plan import load_rates, plan_recipe, plan_totals, seq_rate
 
 
 def _total(out: str) -> list[float]:

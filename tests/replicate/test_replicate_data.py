@@ -7,6 +7,7 @@ import types
 from pathlib import Path
 
 import pytest
+
 from claimscope.replicate.config import load_task_registry
 from claimscope.replicate.data import load_examples
 from claimscope.replicate.errors import BadDataFile, DataNotFound

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import torch
+
 from claimscope.replicate.config import recipe_from_dict
 from claimscope.replicate.pipeline import run_recipe
 

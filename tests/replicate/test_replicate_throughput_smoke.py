@@ -8,9 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.slow  # spawns three Python processes: 15-40 s on two shared cores
 def test_throughput_benchmark_smoke(tmp_path: Path) -> None:
     env = {**os.environ, "OUT": str(tmp_path), "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
     proc = subprocess.run(
@@ -24,7 +27,7 @@ def test_throughput_benchmark_smoke(tmp_path: Path) -> None:
     assert set(modes) == {"naive", "optimised", "shared"}
     assert modes["shared"]["processes"] == 2 and len(modes["shared"]["workers"]) == 2
     for r in doc["results"]:
-        assert r["seq_per_s"] > 0 and r["tokens_per_s"] == round(r["seq_per_s"] * r["seq_len"])
+        assert r["seq_per_s"] > 0 and abs(r["tokens_per_s"] - r["seq_per_s"] * r["seq_len"]) <= r["seq_len"]
         assert 0 < r["mfu"] < 1
     assert modes["naive"]["precision"] == "fp32" and modes["naive"]["attn"] == "eager"
     assert "tiny" in proc.stdout and "x naive" in proc.stdout

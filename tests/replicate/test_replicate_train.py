@@ -6,6 +6,7 @@ import random
 from pathlib import Path
 
 import pytest
+
 from claimscope.replicate.config import list_configs, load_recipe
 from claimscope.replicate.dist import DistEnv
 from claimscope.replicate.errors import BadRecipe
@@ -19,8 +20,9 @@ from .conftest import WORDS
 
 def test_loop_learns_a_learnable_task(tiny_model: Path) -> None:
     import torch
-    from claimscope.replicate.config import TaskSpec, TrainSpec
     from transformers import AutoTokenizer
+
+    from claimscope.replicate.config import TaskSpec, TrainSpec
 
     torch.set_num_threads(1)
     rng = random.Random(0)
