@@ -101,8 +101,12 @@ NETWORK_FAULTS = [
 KILL_POINTS_FAST = ["verify_started", "random_a"]
 KILL_POINTS_SLOW = ["claims_written", "retrieve_running", "index_saving", "verdicts_written", "report_writing",
                     "random_b", "random_c", "random_d"]
+# points at which `claimscope reverify` (adding 2005.13013v2.md to a finished run) is killed, then run again
+REVERIFY_KILL_POINTS_FAST = ["reverify_random_a"]
+REVERIFY_KILL_POINTS_SLOW = ["reverify_staging_started", "reverify_commit_marker", "reverify_random_b"]
 
 ALL = {
     "input": HOSTILE_PDFS + HOSTILE_CLAIMS + UNKNOWN_REPORTS + HOSTILE_IDS + SYMLINKS,
-    "fault": NETWORK_FAULTS + KILL_POINTS_FAST + KILL_POINTS_SLOW,
+    "fault": NETWORK_FAULTS + KILL_POINTS_FAST + KILL_POINTS_SLOW + REVERIFY_KILL_POINTS_FAST
+    + REVERIFY_KILL_POINTS_SLOW,
 }

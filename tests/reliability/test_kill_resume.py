@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -19,7 +20,7 @@ import pytest
 
 from .checks import half_written, temp_leftovers
 from .hostile import SCRIPT_TEXT, excerpt_pdf, hostile_pdf, script_pdf
-from .registry import KILL_POINTS_FAST, KILL_POINTS_SLOW
+from .registry import KILL_POINTS_FAST, KILL_POINTS_SLOW, REVERIFY_KILL_POINTS_FAST, REVERIFY_KILL_POINTS_SLOW
 
 ROOT = Path(__file__).resolve().parents[2]
 CLAIMS = {
@@ -191,3 +192,87 @@ def test_kill_then_resume_gives_the_clean_verdicts(ws, clean, point, probe):
 def test_kill_then_resume_gives_the_clean_verdicts_slow(ws, clean, point, probe):
     o = probe("fault", f"kill:{point}")
     kill_and_resume(ws, clean, point, o)
+
+
+# ---- reverify: add 2005.13013v2.md to the finished run, killed and run again --------------------------------------
+NEW_PAPER = ROOT / "examples" / "papers" / "2005.13013v2.md"
+
+
+def _reverify_command(ws: Path, run_dir: Path) -> list[str]:
+    return [sys.executable, "-m", "claimscope.cli", "-q", "reverify", str(run_dir), "--papers", str(NEW_PAPER),
+            "--cache", str(ws / "cache")]
+
+
+@pytest.fixture(scope="module")
+def reverified(ws, clean) -> tuple[Path, float]:
+    out = ws / "rv_clean"
+    shutil.copytree(clean[0], out)
+    t0 = time.perf_counter()
+    proc = subprocess.run(_reverify_command(ws, out), env=_env(ws), capture_output=True, text=True, timeout=600,
+                          cwd=ws)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert verdict_summary(out) != verdict_summary(clean[0]) or (out / "diff.json").exists()
+    return out, time.perf_counter() - t0
+
+
+def kill_and_rerun_reverify(ws: Path, clean, reverified, point: str, o) -> None:  # type: ignore[no-untyped-def]
+    ref_out, ref_seconds = reverified
+    out = ws / f"rv_{point}"
+    shutil.copytree(clean[0], out)
+    before = verdict_summary(out)
+    rng = random.Random(f"claimscope-{point}")
+    if point == "reverify_staging_started":
+        cond = lambda: (out / ".reverify").exists()  # noqa: E731
+    elif point == "reverify_commit_marker":
+        cond = lambda: (out / ".reverify" / "COMMIT").exists()  # noqa: E731
+    else:
+        delay, start = rng.uniform(0.5, max(1.0, ref_seconds * 0.95)), time.monotonic()
+        cond = lambda: time.monotonic() - start >= delay  # noqa: E731
+    with open(ws / f"{point}.stderr", "w") as err:
+        proc = subprocess.Popen(_reverify_command(ws, out), env=_env(ws), stdout=subprocess.DEVNULL, stderr=err,
+                                cwd=ws)
+        try:
+            t0 = time.monotonic()
+            while proc.poll() is None and not cond():
+                time.sleep(0.001)
+            if proc.poll() is None:
+                os.kill(proc.pid, signal.SIGKILL)
+                o.notes.append(f"killed after {time.monotonic() - t0:.2f}s")
+            else:
+                o.notes.append(f"finished (rc {proc.returncode}) before the kill point")
+            proc.wait(30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    assert "Traceback" not in (ws / f"{point}.stderr").read_text()
+    lost = half_written(out)
+    o.notes += [f"after kill: {p}" for p in lost]
+    after_kill = verdict_summary(out)
+    o.data_lost = bool(lost) or after_kill not in (before, verdict_summary(ref_out))
+    assert lost == []
+    assert after_kill in (before, verdict_summary(ref_out)), "verdicts.jsonl mixes the old and the new run"
+
+    rerun = subprocess.run(_reverify_command(ws, out), env=_env(ws), capture_output=True, text=True, timeout=600,
+                           cwd=ws)
+    o.resumed = rerun.returncode == 0
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    lost, left = half_written(out), temp_leftovers(out)
+    o.notes += [f"after rerun: {p}" for p in lost + left]
+    same = verdict_summary(out) == verdict_summary(ref_out)
+    o.identical = same
+    o.data_lost = bool(lost) or not same
+    assert lost == [] and left == [] and not (out / ".reverify").exists()
+    assert same, (verdict_summary(out), verdict_summary(ref_out))
+
+
+@pytest.mark.parametrize("point", REVERIFY_KILL_POINTS_FAST)
+def test_kill_reverify_then_rerun_gives_the_clean_verdicts(ws, clean, reverified, point, probe):
+    o = probe("fault", f"kill:{point}")
+    kill_and_rerun_reverify(ws, clean, reverified, point, o)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("point", REVERIFY_KILL_POINTS_SLOW)
+def test_kill_reverify_then_rerun_gives_the_clean_verdicts_slow(ws, clean, reverified, point, probe):
+    o = probe("fault", f"kill:{point}")
+    kill_and_rerun_reverify(ws, clean, reverified, point, o)
