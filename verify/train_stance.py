@@ -215,7 +215,7 @@ def build_model(base: str, r: int, alpha: int, dropout: float):
 
     model = AutoModelForSequenceClassification.from_pretrained(
         base, num_labels=3, id2label=dict(enumerate(LABELS)), label2id=LABEL_ID
-    )
+    ).float()  # the base may be stored in fp16 (.data/minilm); fp16 master weights give NaN losses under AdamW
     cfg = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=["query", "key", "value", "dense"],
                      modules_to_save=["classifier"], task_type="SEQ_CLS")
     return get_peft_model(model, cfg)
@@ -332,7 +332,7 @@ def train(args: argparse.Namespace) -> dict:
     loss_fn = torch.nn.CrossEntropyLoss(weight=weights if args.class_weights else None)
     eval_every = args.eval_every or steps_per_epoch
     history: list[dict] = []
-    best: tuple[float, int, dict] | None = None
+    best: tuple[float, int, dict, np.ndarray] | None = None
     step = 0
     done = False
     while not done:
@@ -352,12 +352,13 @@ def train(args: argparse.Namespace) -> dict:
             if step % 20 == 0:
                 logger.info("step %d/%d loss %.4f (%.0fs)", step, total, loss.item(), time.time() - t0)
             if step % eval_every == 0 or step >= total:
-                m = metrics(predict(model, tok, eval_pairs, args.max_len, device, args.batch_size * 2), eval_pairs)
+                eval_probs = predict(model, tok, eval_pairs, args.max_len, device, args.batch_size * 2)
+                m = metrics(eval_probs, eval_pairs)
                 m["step"] = step
                 history.append(m)
                 logger.info("eval step %d: %s", step, {k: round(v, 4) for k, v in m.items()})
                 if best is None or m["macro_f1"] > best[0]:
-                    best = (m["macro_f1"], step, trainable_state(model))
+                    best = (m["macro_f1"], step, trainable_state(model), eval_probs)
             if step >= total:
                 done = True
                 break
@@ -372,7 +373,8 @@ def train(args: argparse.Namespace) -> dict:
     (out / "README.md").unlink(missing_ok=True)  # peft's generic model card; training.json is the record
     # out-of-fold predictions of the selected model on every held-out pair, for calibration
     oof_pairs = hold_pairs if not args.max_eval_pairs else eval_pairs
-    oof = predict(model, tok, oof_pairs, args.max_len, device, args.batch_size * 2)
+    oof = best[3] if oof_pairs is eval_pairs else predict(model, tok, oof_pairs, args.max_len, device,
+                                                          args.batch_size * 2)
     with open(out / "oof.jsonl", "w", encoding="utf-8") as f:
         for p, pr in zip(oof_pairs, oof, strict=True):
             f.write(json.dumps({"claim_id": p["claim_id"], "doc_id": p["doc_id"], "sentences": p["sentences"],
@@ -419,9 +421,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--base", default=None, help="base model folder (default: the bundled all-MiniLM-L6-v2)")
     ap.add_argument("--seed", type=int, default=13)
     ap.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
-    ap.add_argument("--epochs", type=int, default=4)
+    ap.add_argument("--epochs", type=int, default=8)
     ap.add_argument("--batch-size", type=int, default=64)
-    ap.add_argument("--lr", type=float, default=5e-4)
+    ap.add_argument("--lr", type=float, default=8e-4)
     ap.add_argument("--max-len", type=int, default=256)
     ap.add_argument("--max-steps", type=int, default=0, help="stop after this many steps (0 = all epochs)")
     ap.add_argument("--eval-every", type=int, default=0, help="evaluate every N steps (0 = once per epoch)")

@@ -1,0 +1,51 @@
+"""train_stance runs end to end on CPU for a few steps and writes a loadable adapter with its record."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SCIFACT = Path("/work/shared/benchmarks/scifact")
+if not SCIFACT.exists():
+    SCIFACT = ROOT / ".data" / "scifact"
+
+
+def test_negation_rules() -> None:
+    sys.path.insert(0, str(ROOT / "verify"))
+    try:
+        import train_stance as ts
+    finally:
+        sys.path.pop(0)
+    assert ts.negate("RUNX is not expressed in skin.") == "RUNX is expressed in skin."
+    assert ts.negate("Albendazole is used to treat worms.") == "Albendazole is not used to treat worms."
+    assert ts.negate("GATA3 regulates self-renewal.") == "GATA3 does not regulate self-renewal."
+    assert ts.negate("Sex determination in Galliformes.") is None
+    assert ts._windows([2, 3, 5]) == [[2], [3], [5], [2, 3]]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not SCIFACT.exists(), reason="SciFact data not available")
+def test_plain_script_smoke(tmp_path: Path) -> None:
+    out = tmp_path / "adapter"
+    # as a plain script (the GPU machine has no claimscope installed): it must not import claimscope
+    code = ("import sys, runpy; sys.modules['claimscope'] = None; "
+            "sys.argv = ['train_stance.py'] + sys.argv[1:]; "
+            "runpy.run_path('verify/train_stance.py', run_name='__main__')")
+    args = ["--scifact", str(SCIFACT), "--out", str(out), "--max-steps", "20", "--batch-size", "8",
+            "--max-eval-pairs", "32", "--eval-every", "10", "--device", "cpu", "--max-train-pairs", "400"]
+    subprocess.run([sys.executable, "-c", code, *args], cwd=ROOT, check=True, timeout=300)
+    record = json.loads((out / "training.json").read_text())
+    assert record["hyper"]["steps"] == 20 and len(record["history"]) == 2
+    assert record["data"]["pairs_train"]["SUPPORT"] > 0 and record["data"]["pairs_train"]["NEUTRAL"] > 0
+    assert (out / "adapter_model.safetensors").stat().st_size < 4_000_000
+    assert len((out / "oof.jsonl").read_text().splitlines()) == 32
+
+    from claimscope.verify.stance import load_bundled
+
+    scorer = load_bundled(device="cpu", adapter_dir=out, calibrate=False)
+    assert scorer.score([("a claim", "some evidence")]).shape == (1, 3)
