@@ -35,9 +35,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def eval_scifact(args: argparse.Namespace) -> int:
-    from claimscope.verify import scifact as sf
-
     from claimscope.rundir import write_json
+    from claimscope.verify import scifact as sf
 
     gold = sf.read_jsonl_rows(args.gold)
     pred = sf.read_predictions(args.pred)

@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from claimscope.verify import scifact as sf
-from claimscope.verify.stance import StanceScorer
 
 from claimscope.errors import ClaimscopeError
 from claimscope.rundir import atomic_write_text
+from claimscope.verify import scifact as sf
+from claimscope.verify.stance import StanceScorer
 
 logger = logging.getLogger(__name__)
 

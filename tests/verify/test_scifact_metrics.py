@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from claimscope.verify import scifact as sf
 
 SCIFACT = Path("/work/shared/benchmarks/scifact")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from claimscope.verify import stance
 
 SCIFACT = Path("/work/shared/benchmarks/scifact")

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from claimscope.verify import stance
 
 WORDS = "the drug reduces blood pressure in mice does not increase risk of cancer cells patients trial".split()
