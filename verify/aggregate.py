@@ -128,7 +128,9 @@ def decide(claim: Claim, hits: list[ScoredHit], papers: dict[str, Paper], aggreg
     if cited is not None and cited.version is not None:
         if cited.key in per_key:
             primary = cited.key
-            if decisiveness(primary) < 0.5 and papers[primary].partial and strongest != primary:
+            speaks = decisiveness(primary) >= 0.5 or _numbers_check(claim.text, by_key[primary])[0].status in {
+                "consistent", "mismatch"}
+            if not speaks and papers[primary].partial and strongest != primary:
                 primary = strongest
                 warnings.append(f"cited {cited.key} is held only in part and says nothing decisive on this claim; "
                                 f"the verdict comes from {strongest}")
@@ -150,8 +152,11 @@ def decide(claim: Claim, hits: list[ScoredHit], papers: dict[str, Paper], aggreg
             where = f": \u201c{_short(best.evidence.quote)}\u201d (p.{best.evidence.page})" if best else ""
             warnings.append(f"{other} reads as {other_label.value}{where}; the verdict holds for {primary}")
         elif other_numbers.status == "mismatch" and numbers.status != "mismatch":
-            mismatch = next((d for d in other_details if "differ" in d or "opposite" in d), other_details[0])
+            mismatch = next((d for d in other_details if "differs" in d), other_details[0])
             warnings.append(f"{other} states different numbers: {mismatch}; the verdict holds for {primary} only")
+        elif other_numbers.status == "consistent" and numbers.status == "mismatch":
+            agree = next((d for d in other_details if "agrees" in d), other_details[0])
+            warnings.append(f"{other} states the claim's numbers: {agree}; the verdict holds for {primary} only")
     if claim.truncated:
         warnings.append("the claim was cut off in the report; checked as written"
                         + (" and as the full sentence found in the paper" if claim.full_text else ""))
