@@ -73,6 +73,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ClaimscopeError as e:
         print(f"claimscope: error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # e.g. --out under a file, a full disk, no permission: one line naming the path
+        where = e.filename if e.filename is not None else args.command
+        print(f"claimscope: error: {where}: {e.strerror or e}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("claimscope: interrupted; finished files are kept, rerun to resume", file=sys.stderr)
         return 130

@@ -44,6 +44,10 @@ class BadRunDir(ClaimscopeError):
     pass
 
 
+class BadSettings(ClaimscopeError, ValueError):
+    """An unknown preset or a setting that does not validate (still a ValueError for older callers)."""
+
+
 class NetworkError(ClaimscopeError):
     retryable = False
 

@@ -65,7 +65,9 @@ PRESETS: dict[str, dict] = {
 
 def load_settings(preset: str = "laptop", **overrides: object) -> Settings:
     if preset not in PRESETS:
-        raise ValueError(f"unknown settings preset {preset!r}; choose one of {', '.join(PRESETS)}")
+        from claimscope.errors import BadSettings
+
+        raise BadSettings(preset, f"unknown settings preset; choose one of {', '.join(PRESETS)}")
     data: dict = {k: dict(v) for k, v in PRESETS[preset].items()}
     for dotted, value in overrides.items():
         section, _, field = dotted.partition("__")
