@@ -3,9 +3,15 @@
 Randomly initialised full-size XLM-R large and base (no weights needed), the recipe's batch of 32, classification at 128
 tokens and extractive QA at 384 tokens, through the replicate package's own model, heads, optimiser and autocast code:
 
-- naive:     fp32, eager attention, non-fused AdamW, no compile (the reference, like an fp32 HF Trainer run)
-- optimised: bf16 autocast, SDPA attention, fused AdamW, torch.compile, one process alone on the GPU
-- shared:    N optimised processes training at the same time (N grid cells sharing the GPU); aggregate rate
+- naive:       fp32, SDPA, fused AdamW, no compile, TF32 off: what an fp32 HF `Trainer` run does by default
+               (transformers 5 + torch >= 2.8: attn "sdpa", optim "adamw_torch_fused", tf32 unset)
+- naive-eager: fp32, eager attention, for-each AdamW: the slowest plain PyTorch loop
+- optimised:   bf16 autocast, SDPA attention, fused AdamW, torch.compile, one process alone on the GPU
+- shared:      N optimised processes training at the same time (N grid cells sharing the GPU); aggregate rate
+
+A mode may carry variant flags: `optimised+cg` (CUDA graphs: compile mode reduce-overhead), `+nomask` (no attention
+mask: exact when a batch has no padding, which length bucketing makes common), `+noclip` (no gradient clipping;
+diagnostic only, the recipe clips at 1.0). `--profile MODEL:TASK:MODE` prints where one step's time goes.
 
 MFU = training FLOPs (6·N_nonemb·tokens + 12·layers·L·d·tokens for attention) / time / 989 TFLOP/s (H200 dense bf16).
 Writes JSON to $OUT (if set) else benchmarks/results/, and prints a table. `--smoke` runs tiny sizes on CPU.
@@ -41,6 +47,7 @@ TASKS = {"cls": ("classification", 128), "qa": ("qa", 384)}
 # (model, task, mode, processes) in the order run, most important first; `--budget` skips what does not start in time
 FULL_PLAN = [
     ("xlm-roberta-large", "cls", "naive", 1),
+    ("xlm-roberta-large", "cls", "naive-eager", 1),
     ("xlm-roberta-large", "cls", "optimised", 1),
     ("xlm-roberta-large", "cls", "shared", 4),
     ("xlm-roberta-large", "qa", "naive", 1),
@@ -52,6 +59,16 @@ FULL_PLAN = [
     ("xlm-roberta-base", "qa", "naive", 1),
     ("xlm-roberta-base", "qa", "optimised", 1),
     ("xlm-roberta-large", "cls", "shared", 6),
+]
+# Variants that show where the time goes (a second run: `--cases variants`)
+VARIANTS_PLAN = [
+    ("xlm-roberta-large", "cls", "optimised+nomask", 1),
+    ("xlm-roberta-large", "cls", "optimised+cg", 1),
+    ("xlm-roberta-large", "cls", "optimised+noclip", 1),
+    ("xlm-roberta-large", "cls", "shared+nomask", 4),
+    ("xlm-roberta-base", "cls", "optimised+cg", 1),
+    ("xlm-roberta-large", "qa", "optimised+nomask", 1),
+    ("xlm-roberta-large", "qa", "shared+nomask", 2),
 ]
 
 
@@ -97,26 +114,34 @@ def measure(
     compile_mode: str = "default",
     go_file: str | None = None,
     ready_file: str | None = None,
+    profile: bool = False,
 ) -> dict[str, Any]:
     """Train steps on random tokens for `seconds` after `warmup` steps; returns the rates."""
     import torch
 
     from replicate.config import TaskSpec, TrainSpec
     from replicate.model import build_model, load_encoder
-    from replicate.train import autocast, make_optimizer
+    from replicate.train import autocast, clip_and_step, make_optimizer
 
-    naive = mode == "naive"
+    base_mode, *flags = mode.split("+")
+    naive = base_mode.startswith("naive")
+    if "cg" in flags:
+        compile_mode = "reduce-overhead"
+    attn = "eager" if base_mode == "naive-eager" else "sdpa"
     dev = torch.device(device)
     kind, _ = TASKS[task_key]
     task = TaskSpec(name=task_key, kind=kind, labels=["a", "b", "c"], batch_size=batch, max_len=seq_len)
-    spec = TrainSpec(precision="fp32" if naive else "bf16", fused_adamw=not naive, compile=compile_model and not naive)
+    spec = TrainSpec(
+        precision="fp32" if naive else "bf16",
+        fused_adamw=base_mode != "naive-eager",
+        compile=compile_model and not naive,
+    )
+    if dev.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = False  # fp32 means fp32 (PyTorch's default)
+        torch.backends.cudnn.allow_tf32 = False
     torch.manual_seed(0)
     with dev:
-        encoder = load_encoder(
-            "random",
-            attn_implementation="eager" if naive else "sdpa",
-            config=_config(model_name, "eager" if naive else "sdpa"),
-        )
+        encoder = load_encoder("random", attn_implementation=attn, config=_config(model_name, attn))
         model = build_model(encoder, [task])
     model.to(dev).train()
     if spec.compile:
@@ -126,6 +151,8 @@ def measure(
     g = torch.Generator(device="cpu").manual_seed(1)
     ids = torch.randint(5, vocab, (batch, seq_len), generator=g).to(dev)
     batch_t = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+    if "nomask" in flags:
+        batch_t["attention_mask"] = None  # type: ignore[assignment]
     if kind == "qa":
         batch_t["start_positions"] = torch.randint(0, seq_len, (batch,), generator=g).to(dev)
         batch_t["end_positions"] = torch.randint(0, seq_len, (batch,), generator=g).to(dev)
@@ -133,12 +160,16 @@ def measure(
         batch_t["labels"] = torch.randint(0, 3, (batch,), generator=g).to(dev)
     params = [p for p in model.parameters() if p.requires_grad]
 
+    clip = "noclip" not in flags
+    graphs = spec.compile and compile_mode == "reduce-overhead"
+
     def step() -> None:
+        if graphs:
+            torch.compiler.cudagraph_mark_step_begin()
         with autocast(spec, dev):
             loss, _ = model(task_key, batch_t)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
+        clip_and_step(opt, params, 1.0 if clip else None)  # the pipeline's own clip + step
         opt.zero_grad(set_to_none=True)
 
     def sync() -> None:
@@ -167,6 +198,9 @@ def measure(
                 break
     sync()
     elapsed = time.perf_counter() - t0
+    prof_text = None
+    if profile:
+        prof_text = _profile(step, sync, dev)
     out = {
         "model": model_name,
         "task": task_key,
@@ -177,12 +211,38 @@ def measure(
         "elapsed_s": round(elapsed, 3),
         "warmup_s": round(warm_s, 2),
         "precision": spec.precision,
-        "attn": "eager" if naive else "sdpa",
+        "attn": attn,
         "fused_adamw": spec.fused_adamw and dev.type == "cuda",
         "compile": spec.compile,
+        "compile_mode": compile_mode if spec.compile else None,
+        "attention_mask": "nomask" not in flags,
+        "grad_clip": clip,
+        "profile": prof_text,
         "peak_mem_gb": round(torch.cuda.max_memory_allocated(dev) / 2**30, 2) if dev.type == "cuda" else None,
     }
     return out  # the model and optimiser are freed when this frame goes; `_free` returns the memory
+
+
+def _profile(step: Any, sync: Any, dev: Any, steps: int = 6) -> str:
+    """Where the time of `steps` steps goes: wall and GPU-busy time per step, then the top kernels/ops."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if dev.type == "cuda" else [])
+    sync()
+    t0 = time.perf_counter()
+    with profile(activities=acts) as prof:
+        for _ in range(steps):
+            step()
+        sync()
+    wall = (time.perf_counter() - t0) / steps
+    events = prof.key_averages()
+    busy = sum(
+        getattr(e, "self_device_time_total", 0.0) for e in events if e.device_type == torch.autograd.DeviceType.CUDA
+    )
+    sort = "self_cuda_time_total" if dev.type == "cuda" else "self_cpu_time_total"
+    head = f"wall {1000 * wall:.2f} ms/step (under the profiler), GPU kernels {busy / 1000 / steps:.2f} ms/step"
+    return head + "\n" + events.table(sort_by=sort, row_limit=30, max_name_column_width=70)
 
 
 def _rates(r: dict[str, Any], flops_step: float, peak: float) -> dict[str, Any]:
@@ -197,7 +257,7 @@ def _rates(r: dict[str, Any], flops_step: float, peak: float) -> dict[str, Any]:
 
 
 def shared(
-    model_name: str, task_key: str, n: int, args: argparse.Namespace, seq_len: int, workdir: Path
+    model_name: str, task_key: str, n: int, args: argparse.Namespace, seq_len: int, workdir: Path, mode: str = "shared"
 ) -> dict[str, Any]:
     """N worker processes train at once; they start measuring together and report their own rates."""
     go = workdir / f"go-{model_name}-{task_key}"
@@ -210,6 +270,8 @@ def shared(
         cmd = [
             sys.executable,
             str(Path(__file__).resolve()),
+            "--worker-mode",
+            mode,
             "--worker",
             model_name,
             task_key,
@@ -250,7 +312,7 @@ def shared(
         "task": task_key,
         "seq_len": seq_len,
         "batch": args.batch,
-        "mode": "shared",
+        "mode": mode,
         "processes": n,
         "seq_per_s": round(seq_s, 1),
         "tokens_per_s": round(seq_s * seq_len),
@@ -273,10 +335,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-compile", action="store_true")
     p.add_argument("--compile-mode", default="default", help="torch.compile mode (e.g. reduce-overhead = CUDA graphs)")
     p.add_argument("--budget", type=float, default=330.0, help="start no new run after this many seconds")
-    p.add_argument("--cases", default=None, help="MODEL:TASK:MODE:N,... e.g. xlm-roberta-large:cls:shared:4")
+    p.add_argument(
+        "--cases", default=None, help="'variants', or MODEL:TASK:MODE:N,... e.g. xlm-roberta-large:cls:shared:4"
+    )
     p.add_argument("--peak", type=float, default=PEAK_FLOPS)
+    p.add_argument("--profile", default=None, metavar="MODEL:TASK:MODE", help="profile one run and print the table")
     p.add_argument("--worker-timeout", type=float, default=300.0)
     p.add_argument("--worker", nargs=2, metavar=("MODEL", "TASK"), help=argparse.SUPPRESS)
+    p.add_argument("--worker-mode", default="shared", help=argparse.SUPPRESS)
     p.add_argument("--seq-len", type=int, default=None, help=argparse.SUPPRESS)
     p.add_argument("--go", default=None, help=argparse.SUPPRESS)
     p.add_argument("--ready", default=None, help=argparse.SUPPRESS)
@@ -290,7 +356,7 @@ def main(argv: list[str] | None = None) -> int:
         r = measure(
             model_name,
             task_key,
-            "shared",
+            args.worker_mode,
             batch=args.batch,
             seq_len=args.seq_len,
             seconds=args.seconds,
@@ -313,7 +379,28 @@ def main(argv: list[str] | None = None) -> int:
     else:
         plan = FULL_PLAN
         seq = {k: v[1] for k, v in TASKS.items()}
-    if args.cases:
+    if args.profile:
+        m, t, mode = args.profile.split(":")
+        r = measure(
+            m,
+            t,
+            mode,
+            batch=args.batch,
+            seq_len=seq[t],
+            seconds=args.seconds,
+            warmup=args.warmup,
+            device=args.device,
+            compile_model=not args.no_compile,
+            compile_mode=args.compile_mode,
+            profile=True,
+        )
+        r = _rates(r, _flops_per_step(m, seq[t], args.batch), args.peak)
+        print(r.pop("profile"))  # noqa: T201
+        print(json.dumps(r))  # noqa: T201
+        return 0
+    if args.cases == "variants":
+        plan = VARIANTS_PLAN
+    elif args.cases:
         plan = [(m, t, mode, int(n)) for m, t, mode, n in (c.split(":") for c in args.cases.split(","))]
     out_dir = Path(os.environ.get("OUT") or REPO / "benchmarks" / "results")
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -327,8 +414,8 @@ def main(argv: list[str] | None = None) -> int:
             continue
         L = seq[task_key]
         try:
-            if mode == "shared":
-                rows.append(shared(model_name, task_key, n, args, L, out_dir))
+            if mode.split("+")[0] == "shared":
+                rows.append(shared(model_name, task_key, n, args, L, out_dir, mode))
             else:
                 r = measure(
                     model_name,
@@ -353,6 +440,8 @@ def main(argv: list[str] | None = None) -> int:
     for f in out_dir.glob("ready-*"):
         f.unlink()
     naive = {(r["model"], r["task"]): r["seq_per_s"] for r in rows if r["mode"] == "naive"}
+    for r in rows:
+        r.pop("profile", None)
     for r in rows:
         base = naive.get((r["model"], r["task"]))
         r["speedup_vs_naive"] = round(r["seq_per_s"] / base, 2) if base else None
@@ -398,7 +487,7 @@ def _progress(r: dict[str, Any] | None) -> None:
 
 def format_table(doc: dict[str, Any]) -> str:
     batch = doc["results"][0]["batch"] if doc["results"] else "?"
-    head = f"{'model':<18} {'task':<4} {'len':>4} {'mode':<10} {'procs':>5} {'seq/s':>9} {'tokens/s':>10} {'MFU':>6}"
+    head = f"{'model':<18} {'task':<4} {'len':>4} {'mode':<24} {'procs':>5} {'seq/s':>9} {'tokens/s':>10} {'MFU':>6}"
     lines = [
         f"replicate training throughput on {doc['device']} "
         f"(batch {batch}; MFU vs {doc['peak_flops'] / 1e12:.0f} TFLOP/s)",
@@ -406,7 +495,7 @@ def format_table(doc: dict[str, Any]) -> str:
     ]
     for r in doc["results"]:
         lines.append(
-            f"{r['model']:<18} {r['task']:<4} {r['seq_len']:>4} {r['mode']:<10} {r.get('processes', 1):>5} "
+            f"{r['model']:<18} {r['task']:<4} {r['seq_len']:>4} {r['mode']:<24} {r.get('processes', 1):>5} "
             f"{r['seq_per_s']:>9.1f} {r['tokens_per_s']:>10,} {r['mfu']:>6.1%} {r['speedup_vs_naive'] or 0:>7.2f}"
         )
     for s in doc["skipped"]:

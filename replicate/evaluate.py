@@ -18,7 +18,7 @@ from .config import TaskSpec, TrainSpec
 from .data import Example
 from .dist import DistEnv
 from .features import featurize, label_index
-from .model import MultiTaskModel, collate
+from .model import MultiTaskModel, collate, drop_full_mask
 from .train import autocast
 
 logger = logging.getLogger(__name__)
@@ -36,7 +36,7 @@ def predict_logits(
         idx = order[b : b + spec.eval_batch]
         batch = collate([feats[i] for i in idx], pad_id)
         batch.pop("labels", None)
-        batch = {k: v.to(env.device) for k, v in batch.items()}
+        batch = {k: v.to(env.device) for k, v in drop_full_mask(batch).items()}
         with autocast(spec, env.device):
             _, logits = model(task_name, batch)
         logits = logits.float().cpu().numpy()

@@ -86,11 +86,12 @@ class MultiTaskModel(nn.Module):
 
     def forward(self, task_name: str, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor | None, torch.Tensor]:
         task = self.tasks[task_name]
-        ids, mask = batch["input_ids"], batch["attention_mask"]
+        ids, mask = batch["input_ids"], batch.get("attention_mask")  # None: no padding in this batch
         n_choices = 0
         if task.kind == "multiple_choice":
             b, n_choices, length = ids.shape
-            ids, mask = ids.reshape(b * n_choices, length), mask.reshape(b * n_choices, length)
+            ids = ids.reshape(b * n_choices, length)
+            mask = mask.reshape(b * n_choices, length) if mask is not None else None
         h = self.encoder(input_ids=ids, attention_mask=mask).last_hidden_state
         logits = self.heads[task_name](h)
         labels = batch.get("labels")
@@ -99,8 +100,9 @@ class MultiTaskModel(nn.Module):
             logits = logits.reshape(-1, n_choices)
         if task.kind == "qa":
             start, end = logits.float().unbind(-1)
-            start = start.masked_fill(mask == 0, -1e4)
-            end = end.masked_fill(mask == 0, -1e4)
+            if mask is not None:
+                start = start.masked_fill(mask == 0, -1e4)
+                end = end.masked_fill(mask == 0, -1e4)
             logits = torch.stack([start, end], -1)
             if "start_positions" in batch:
                 ce = nn.functional.cross_entropy
@@ -153,6 +155,15 @@ def collate(features: list[dict[str, Any]], pad_id: int, pad_to: int = 8) -> dic
         if key in features[0]:
             out[key] = torch.tensor([f[key] for f in features], dtype=torch.long)
     return out
+
+
+def drop_full_mask(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Remove an all-ones attention mask (on the CPU, before the batch moves): exact, and it lets SDPA use its fastest
+    kernels. Length-bucketed batches often have no padding at all."""
+    mask = batch.get("attention_mask")
+    if mask is not None and bool(mask.all()):
+        batch = {k: v for k, v in batch.items() if k != "attention_mask"}
+    return batch
 
 
 def mask_tokens(

@@ -206,11 +206,11 @@ class Runner:
     def _progress(self, label: str) -> Any:
         last = [0.0]
 
-        def cb(step: int, total: int, loss: float) -> None:
+        def cb(step: int, total: int, loss: torch.Tensor) -> None:
             now = time.perf_counter()
             if self.env.is_main and (now - last[0] > 30 or step == total):
-                last[0] = now
-                logger.info("%s: step %d/%d loss %.4f", label, step, total, loss)
+                last[0] = now  # float(loss) syncs the device: only when a line is logged
+                logger.info("%s: step %d/%d loss %.4f", label, step, total, float(loss))
 
         return cb
 

@@ -20,7 +20,7 @@ from torch import nn
 
 from .config import TaskSpec, TrainSpec
 from .dist import DistEnv
-from .model import MultiTaskModel, collate, mask_tokens
+from .model import MultiTaskModel, collate, drop_full_mask, mask_tokens
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +90,20 @@ def make_optimizer(model: nn.Module, lr: float, spec: TrainSpec, device: torch.d
     return torch.optim.AdamW(param_groups(model, spec.weight_decay), **kwargs)
 
 
+def clip_and_step(opt: torch.optim.Optimizer, params: list[torch.Tensor], max_norm: float | None) -> None:
+    """Clip the global gradient norm to `max_norm`, then step. With a fused optimiser the clipping factor is handed to
+    the fused kernel as its `grad_scale` (grads are divided by it in the same pass), saving a full read and write of
+    every gradient; otherwise `clip_grad_norm_`. Both compute g * min(1, max_norm / (norm + 1e-6))."""
+    fused = any(g.get("fused") for g in opt.param_groups)
+    if max_norm:
+        if fused:
+            norm = torch.nn.utils.get_total_norm([p.grad for p in params if p.grad is not None])
+            opt.grad_scale = torch.clamp((norm.float() + 1e-6) / max_norm, min=1.0)  # type: ignore[attr-defined]
+        else:
+            torch.nn.utils.clip_grad_norm_(params, max_norm)
+    opt.step()
+
+
 def linear_schedule(opt: torch.optim.Optimizer, total: int, warmup_ratio: float) -> torch.optim.lr_scheduler.LambdaLR:
     warm = max(1, int(total * warmup_ratio))
 
@@ -151,7 +165,7 @@ def train_phase(
     mask_id: int | None = None,
     special_ids: list[int] | None = None,
     eval_fn: Callable[[MultiTaskModel], float] | None = None,
-    progress: Callable[[int, int, float], None] | None = None,
+    progress: Callable[[int, int, torch.Tensor], None] | None = None,
 ) -> PhaseResult:
     """Train `model` on one or more tasks (multi-task: sample a task per step with p_m ∝ min(e_m, K)).
 
@@ -192,12 +206,14 @@ def train_phase(
         ids = [device.index] if device.type == "cuda" else None
         train_model = DDP(model, device_ids=ids, find_unused_parameters=len(names) > 1)
     opt = make_optimizer(model, lr, spec, device)
+    params = [p for p in model.parameters() if p.requires_grad]
     sched = linear_schedule(opt, total, spec.warmup_ratio)
     special = torch.tensor(sorted(set(special_ids or [])), dtype=torch.long)
     vocab = model.encoder.config.vocab_size
     rng = random.Random(seed)
     result = PhaseResult()
     best_score, best_state = -math.inf, None
+    loss_hist: list[torch.Tensor] = []
     t0 = time.perf_counter()
     for step in range(total):
         name = names[0] if len(names) == 1 else rng.choices(names, probs)[0]
@@ -210,7 +226,8 @@ def train_phase(
                     batch["input_ids"], batch["attention_mask"], mask_id=int(mask_id or 0), vocab=vocab,
                     special=special, p=spec.mlm_probability, gen=gen,
                 )  # fmt: skip
-            batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+            n_tokens = int(batch["attention_mask"].sum())  # counted on the CPU: no device sync
+            batch = {k: v.to(device, non_blocking=True) for k, v in drop_full_mask(batch).items()}
             last = micro_step == stream.accum - 1
             sync = nullcontext() if (last or not env.enabled) else train_model.no_sync()  # type: ignore[operator]
             with sync, autocast(spec, device):
@@ -218,17 +235,15 @@ def train_phase(
                 assert loss is not None
                 (loss / stream.accum).backward()
             result.examples += len(feats) * env.world
-            result.tokens += int(batch["attention_mask"].sum()) * env.world
-        if spec.max_grad_norm:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), spec.max_grad_norm)
-        opt.step()
+            result.tokens += n_tokens * env.world
+        clip_and_step(opt, params, spec.max_grad_norm)
         sched.step()
         opt.zero_grad(set_to_none=True)
         result.steps += 1
         if step % 10 == 0 or step == total - 1:
-            result.losses.append(round(float(loss.detach()), 5))
+            loss_hist.append(loss.detach())  # converted at the end: no device sync in the loop
         if progress is not None:
-            progress(step + 1, total, float(loss.detach()))
+            progress(step + 1, total, loss.detach())
         end_of_epoch = (step + 1) % steps_per_epoch == 0 or step == total - 1
         if eval_fn is not None and end_of_epoch:
             model.eval()
@@ -242,6 +257,7 @@ def train_phase(
     if device.type == "cuda":
         torch.cuda.synchronize()
     result.seconds = time.perf_counter() - t0
+    result.losses = [round(float(x), 5) for x in loss_hist]
     if best_state is not None and result.best_epoch != len(result.dev_scores):
         model.load_state_dict(best_state)
         logger.info("model selection: kept epoch %s (dev %.2f)", result.best_epoch, best_score)
