@@ -317,64 +317,83 @@ def train(args: argparse.Namespace) -> dict:
 
     logger.info("pairs: train %s, eval %s (device %s)", count(train_pairs), count(eval_pairs), device)
     tok = AutoTokenizer.from_pretrained(args.base)
-    model = build_model(args.base, args.lora_r, args.lora_alpha, args.lora_dropout).to(device)
-    n_trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    rng = random.Random(args.seed)
     lengths = [len(p["claim"]) + len(p["evidence"]) for p in train_pairs]
     steps_per_epoch = math.ceil(len(train_pairs) / args.batch_size)
     total = steps_per_epoch * args.epochs
     if args.max_steps:
         total = min(total, args.max_steps)
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=args.lr, weight_decay=0.01)
-    sched = get_linear_schedule_with_warmup(opt, int(0.06 * total), total)
-    counts = np.bincount([LABEL_ID[p["label"]] for p in train_pairs], minlength=3).astype(np.float64)
-    weights = torch.tensor(counts.sum() / (3 * np.maximum(counts, 1)), dtype=torch.float32, device=device)
-    loss_fn = torch.nn.CrossEntropyLoss(weight=weights if args.class_weights else None)
     eval_every = args.eval_every or steps_per_epoch
-    history: list[dict] = []
-    best: tuple[float, int, dict, np.ndarray] | None = None
-    step = 0
-    done = False
-    while not done:
-        for idx in batches(train_pairs, lengths, args.batch_size, rng, shuffle=True):
-            model.train()
-            enc = encode(tok, train_pairs, idx, args.max_len, device)
-            y = torch.tensor([LABEL_ID[train_pairs[i]["label"]] for i in idx], device=device)
-            with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=device.startswith("cuda")):
-                logits = model(**enc).logits
-            loss = loss_fn(logits.float(), y)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            sched.step()
-            opt.zero_grad(set_to_none=True)
-            step += 1
-            if step % 20 == 0:
-                logger.info("step %d/%d loss %.4f (%.0fs)", step, total, loss.item(), time.time() - t0)
-            if step % eval_every == 0 or step >= total:
-                eval_probs = predict(model, tok, eval_pairs, args.max_len, device, args.batch_size * 2)
-                m = metrics(eval_probs, eval_pairs)
-                m["step"] = step
-                history.append(m)
-                logger.info("eval step %d: %s", step, {k: round(v, 4) for k, v in m.items()})
-                if best is None or m["macro_f1"] > best[0]:
-                    best = (m["macro_f1"], step, trainable_state(model), eval_probs)
-            if step >= total:
-                done = True
-                break
-    assert best is not None
-    with torch.no_grad():
-        params = dict(model.named_parameters())
-        for k, v in best[2].items():
-            params[k].copy_(v)
+
+    def fit_one(lr: float) -> dict:
+        """Train a fresh adapter at this learning rate; keep its best evaluation (by held-out macro-F1)."""
+        seed_everything(args.seed)
+        model = build_model(args.base, args.lora_r, args.lora_alpha, args.lora_dropout).to(device)
+        rng = random.Random(args.seed)
+        opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=0.01)
+        sched = get_linear_schedule_with_warmup(opt, int(0.06 * total), total)
+        counts = np.bincount([LABEL_ID[p["label"]] for p in train_pairs], minlength=3).astype(np.float64)
+        weights = torch.tensor(counts.sum() / (3 * np.maximum(counts, 1)), dtype=torch.float32, device=device)
+        loss_fn = torch.nn.CrossEntropyLoss(weight=weights if args.class_weights else None)
+        history: list[dict] = []
+        best: dict | None = None
+        step = 0
+        while step < total:
+            for idx in batches(train_pairs, lengths, args.batch_size, rng, shuffle=True):
+                model.train()
+                enc = encode(tok, train_pairs, idx, args.max_len, device)
+                y = torch.tensor([LABEL_ID[train_pairs[i]["label"]] for i in idx], device=device)
+                with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=device.startswith("cuda")):
+                    logits = model(**enc).logits
+                loss = loss_fn(logits.float(), y)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                opt.step()
+                sched.step()
+                opt.zero_grad(set_to_none=True)
+                step += 1
+                if step % 20 == 0:
+                    logger.info("lr %g step %d/%d loss %.4f (%.0fs)", lr, step, total, loss.item(), time.time() - t0)
+                if step % eval_every == 0 or step >= total:
+                    eval_probs = predict(model, tok, eval_pairs, args.max_len, device, args.batch_size * 2)
+                    m = metrics(eval_probs, eval_pairs) | {"step": step, "lr": lr}
+                    history.append(m)
+                    logger.info("eval lr %g step %d: %s", lr, step, {k: round(v, 4) for k, v in m.items()})
+                    if best is None or m["macro_f1"] > best["macro_f1"]:
+                        best = {"macro_f1": m["macro_f1"], "step": step, "state": trainable_state(model),
+                                "probs": eval_probs, "metrics": m}
+                if step >= total:
+                    break
+        assert best is not None
+        with torch.no_grad():
+            params = dict(model.named_parameters())
+            for k, v in best["state"].items():
+                params[k].copy_(v)
+        return best | {"model": model, "history": history, "steps": step}
+
+    runs = []
+    chosen: dict | None = None
+    for lr in args.lr:
+        run = fit_one(lr)
+        runs.append({"lr": lr, "best_step": run["step"], "best_macro_f1": run["macro_f1"], "history": run["history"]})
+        if chosen is None or run["macro_f1"] > chosen["macro_f1"]:
+            if chosen is not None:
+                del chosen["model"]
+            chosen = run
+        else:
+            del run["model"]
+    assert chosen is not None
+    model = chosen["model"]
+    n_trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    logger.info("selected lr %g step %d (held-out macro-F1 %.4f)", chosen["metrics"]["lr"], chosen["step"],
+                chosen["macro_f1"])
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(str(out))
     (out / "README.md").unlink(missing_ok=True)  # peft's generic model card; training.json is the record
     # out-of-fold predictions of the selected model on every held-out pair, for calibration
     oof_pairs = hold_pairs if not args.max_eval_pairs else eval_pairs
-    oof = best[3] if oof_pairs is eval_pairs else predict(model, tok, oof_pairs, args.max_len, device,
-                                                          args.batch_size * 2)
+    oof = chosen["probs"] if oof_pairs is eval_pairs else predict(model, tok, oof_pairs, args.max_len, device,
+                                                                  args.batch_size * 2)
     with open(out / "oof.jsonl", "w", encoding="utf-8") as f:
         for p, pr in zip(oof_pairs, oof, strict=True):
             f.write(json.dumps({"claim_id": p["claim_id"], "doc_id": p["doc_id"], "sentences": p["sentences"],
@@ -400,10 +419,10 @@ def train(args: argparse.Namespace) -> dict:
         "hyper": {k: getattr(args, k) for k in ("epochs", "batch_size", "lr", "max_len", "lora_r", "lora_alpha",
                                                 "lora_dropout", "neutral_ratio", "hard_neg_docs", "hard_neg_sents",
                                                 "holdout_frac", "max_steps", "max_train_pairs", "class_weights")}
-        | {"negation_augmentation": not args.no_negation, "trainable_params": n_trainable, "steps": step},
-        "selected_step": best[1],
-        "history": history,
-        "holdout_metrics_sentence_pairs": history[[h["step"] for h in history].index(best[1])],
+        | {"negation_augmentation": not args.no_negation, "trainable_params": n_trainable, "steps": total},
+        "selected": {"lr": chosen["metrics"]["lr"], "step": chosen["step"]},
+        "runs": runs,
+        "holdout_metrics_sentence_pairs": chosen["metrics"],
         "oof_metrics_all_holdout_pairs": final,
         "seconds": round(time.time() - t0, 1),
     }
@@ -421,9 +440,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--base", default=None, help="base model folder (default: the bundled all-MiniLM-L6-v2)")
     ap.add_argument("--seed", type=int, default=13)
     ap.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
-    ap.add_argument("--epochs", type=int, default=8)
+    ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--batch-size", type=int, default=64)
-    ap.add_argument("--lr", type=float, default=8e-4)
+    ap.add_argument("--lr", type=lambda v: [float(x) for x in v.split(",")], default=[3e-4, 8e-4, 2e-3],
+                    help="learning rate, or comma-separated rates each trained from scratch; best held-out kept")
     ap.add_argument("--max-len", type=int, default=256)
     ap.add_argument("--max-steps", type=int, default=0, help="stop after this many steps (0 = all epochs)")
     ap.add_argument("--eval-every", type=int, default=0, help="evaluate every N steps (0 = once per epoch)")

@@ -36,11 +36,13 @@ def test_plain_script_smoke(tmp_path: Path) -> None:
     code = ("import sys, runpy; sys.modules['claimscope'] = None; "
             "sys.argv = ['train_stance.py'] + sys.argv[1:]; "
             "runpy.run_path('verify/train_stance.py', run_name='__main__')")
-    args = ["--scifact", str(SCIFACT), "--out", str(out), "--max-steps", "20", "--batch-size", "8",
-            "--max-eval-pairs", "32", "--eval-every", "10", "--device", "cpu", "--max-train-pairs", "400"]
+    args = ["--scifact", str(SCIFACT), "--out", str(out), "--max-steps", "10", "--batch-size", "8",
+            "--max-eval-pairs", "32", "--eval-every", "5", "--device", "cpu", "--max-train-pairs", "400",
+            "--lr", "5e-4,1e-3"]
     subprocess.run([sys.executable, "-c", code, *args], cwd=ROOT, check=True, timeout=300)
     record = json.loads((out / "training.json").read_text())
-    assert record["hyper"]["steps"] == 20 and len(record["history"]) == 2
+    assert record["hyper"]["steps"] == 10 and [len(r["history"]) for r in record["runs"]] == [2, 2]
+    assert record["selected"]["lr"] in (5e-4, 1e-3) and len(record["data"]["holdout_claim_ids"]) == 162
     assert record["data"]["pairs_train"]["SUPPORT"] > 0 and record["data"]["pairs_train"]["NEUTRAL"] > 0
     assert (out / "adapter_model.safetensors").stat().st_size < 4_000_000
     assert len((out / "oof.jsonl").read_text().splitlines()) == 32
