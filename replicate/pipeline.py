@@ -8,6 +8,7 @@ retrieval targets are evaluated directly on the phase-2 encoder (mean-pooled mid
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import time
@@ -216,6 +217,22 @@ class Runner:
 
     # --- the grid -----------------------------------------------------------------------------------------------------
 
+    def _finished_cells(self) -> dict[tuple, Any]:
+        """Cells already in this folder's replication.json from the same recipe (a rerun resumes after them)."""
+        path = self.out / "replication.json"
+        if not path.exists():
+            return {}
+        try:
+            old = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError:
+            return {}
+        if old.get("recipe") != json.loads(json.dumps(self.recipe.to_dict(), default=str)):
+            logger.info("%s holds another recipe's results; not resuming from it", path)
+            return {}
+        done: dict[tuple, Any] = {(c["intermediate"], c["mlm"], c["seed"], c["target"]): c for c in old["cells"]}
+        done.update({("phase2", k): v for k, v in old.get("phase2", {}).items()})
+        return done
+
     def run(self) -> dict[str, Any]:
         r = self.recipe
         t0 = time.perf_counter()
@@ -231,10 +248,17 @@ class Runner:
             "gaps": self.gaps,
             "paper_source": _paper_source(),
         }
+        done = self._finished_cells()
         for setting, mlm, seed in r.phase2_groups():
-            enc_path, p2 = self.phase2(setting, mlm, seed)
-            doc["phase2"][f"{setting}{'+mlm' if mlm else ''}-s{seed}"] = p2
+            todo = [t for t in r.targets if (setting, mlm, seed, t) not in done]
+            key = f"{setting}{'+mlm' if mlm else ''}-s{seed}"
+            doc["phase2"][key] = done.get(("phase2", key)) or {}
+            if todo:
+                enc_path, doc["phase2"][key] = self.phase2(setting, mlm, seed)
             for target in r.targets:
+                if (setting, mlm, seed, target) in done:
+                    doc["cells"].append(done[(setting, mlm, seed, target)])
+                    continue
                 c0 = time.perf_counter()
                 out = self.phase3(target, enc_path, seed)
                 task = r.task(target)

@@ -194,6 +194,13 @@ def run_grid(
     sizes: dict[str, dict[str, Any]] = {}
     cells: list[dict[str, Any]] = []
     per_size: dict[str, Any] = {}
+    previous = out_dir / "replication.json"
+    if previous.exists():  # sizes run by an earlier command into the same folder are kept (one size per command)
+        old = json.loads(previous.read_text(encoding="utf-8"))
+        keep = [s for s in old.get("sizes", {}) if s not in spec.sizes]
+        sizes = {s: old["sizes"][s] for s in keep}
+        per_size = {s: old["per_size"][s] for s in keep if s in old.get("per_size", {})}
+        cells = [c for c in old.get("cells", []) if c.get("size") in keep]
     manifest = json.loads((data_dir / "manifest.json").read_text(encoding="utf-8"))
     for size in spec.sizes:
         pre = pretrain(size, data_dir, tokenizer_dir, out_dir / size, spec, env)
@@ -207,7 +214,8 @@ def run_grid(
             "question": "Does a larger pretrained model shrink the English vs non-English gap after English "
                         "intermediate-task training?",
             "data_manifest": {k: v for k, v in manifest.items() if k != "files"},
-            "spec": dataclasses.asdict(spec), "seeds": list(spec.seeds), "environment": environment(env.world),
+            "spec": dataclasses.asdict(spec), "seeds": sorted({c["seed"] for c in cells}),
+            "environment": environment(env.world),
             "sizes": sizes, "per_size": per_size, "cells": cells, "summary": summarize(cells, sizes),
             "wall_seconds": round(time.perf_counter() - t0, 2),
         }  # fmt: skip

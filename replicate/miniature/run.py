@@ -4,6 +4,7 @@
     prepare   --lists-dir DIR [--fetch] --out DATA        Debian lists -> task files + manifest.json (cached)
     tokenizer --data DATA --out TOK                       shared multilingual tokenizer
     grid      --data DATA --tokenizer TOK --out RUN       sizes x {baseline, intermediate} x seeds -> replication.json
+    plot      RUN/replication.json --out FIG.svg         gap against model size
 """
 
 from __future__ import annotations
@@ -42,6 +43,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--limit-train", type=int, default=None)
     g.add_argument("--limit-eval", type=int, default=None)
     g.add_argument("--finetune-max-steps", type=int, default=None)
+    f = sub.add_parser("plot", help="plot the gap against model size from a miniature replication.json")
+    f.add_argument("replication")
+    f.add_argument("--out", required=True, help=".svg or .png")
 
 
 def execute(args: argparse.Namespace) -> int:
@@ -60,6 +64,11 @@ def execute(args: argparse.Namespace) -> int:
 
         tok = train_tokenizer(corpus_texts(Path(args.data)), Path(args.out), args.vocab, args.algorithm)
         print(f"wrote {args.out}: {len(tok)} tokens")  # noqa: T201
+        return 0
+    if args.step == "plot":
+        from .plot import plot_gap_vs_size
+
+        print(f"wrote {plot_gap_vs_size(Path(args.replication), Path(args.out))}")  # noqa: T201
         return 0
     from .grid import MiniatureSpec, run_grid
 

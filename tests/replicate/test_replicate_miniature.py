@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import json
 import random
@@ -118,3 +119,14 @@ def test_toy_grid_end_to_end(mini_data: Path, tmp_path: Path) -> None:
     assert row["delta_gap"]["n"] == 2
     cell = next(c for c in doc["cells"] if c["target"] == "debsec")
     assert set(cell["primary"]) == {"en", "de", "fr"} and cell["paper"] is None
+    # one size per command: rerunning a size keeps the others' results, and finished cells are not recomputed
+    again = run_grid(mini_data, tmp_path / "tok", tmp_path / "run", dataclasses.replace(spec, sizes=["toy1"]))
+    assert sorted(again["sizes"]) == ["toy1", "toy2"] and len(again["cells"]) == len(doc["cells"])
+    key = [(c["size"], c["intermediate"], c["seed"], c["target"], c["primary"]) for c in doc["cells"]]
+    assert sorted(key, key=str) == sorted(
+        [(c["size"], c["intermediate"], c["seed"], c["target"], c["primary"]) for c in again["cells"]], key=str
+    )
+    from claimscope.replicate.miniature.plot import plot_gap_vs_size
+
+    svg = plot_gap_vs_size(tmp_path / "run" / "replication.json", tmp_path / "gap.svg")
+    assert "<svg" in svg.read_text()[:500]

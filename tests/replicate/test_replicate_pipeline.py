@@ -45,12 +45,17 @@ def test_three_phases_every_task_kind(tiny_model: Path, task_data: Path, tmp_pat
     assert doc["phase2"]["squad-s1"]["steps"] == 3
 
 
-def test_phase2_is_reused_on_rerun(tiny_model: Path, task_data: Path, tmp_path: Path) -> None:
+def test_rerun_resumes_and_reuses_phase2(tiny_model: Path, task_data: Path, tmp_path: Path) -> None:
     d = tiny_recipe_dict(tiny_model, task_data, intermediate=["squad"], targets=["tatoeba"])
     first = run_recipe(recipe_from_dict(d), tmp_path)
-    second = run_recipe(recipe_from_dict(d), tmp_path)
-    assert "reused" in second["phase2"]["squad-s1"]
-    assert first["cells"][0]["primary"] == second["cells"][0]["primary"]
+    again = run_recipe(recipe_from_dict(d), tmp_path)  # everything done: cells come back from replication.json
+    assert again["cells"] == json.loads(json.dumps(first["cells"]))
+    assert again["phase2"]["squad-s1"] == json.loads(json.dumps(first["phase2"]["squad-s1"]))
+    d["targets"] = ["tatoeba", "bucc"]  # another recipe: no resume, but the phase-2 encoder on disk is reused
+    third = run_recipe(recipe_from_dict(d), tmp_path)
+    assert "reused" in third["phase2"]["squad-s1"]
+    assert third["cells"][0]["primary"] == first["cells"][0]["primary"]
+    assert [c["target"] for c in third["cells"]] == ["tatoeba", "bucc"]
 
 
 def test_mlm_cotraining_phase(tiny_model: Path, task_data: Path, tmp_path: Path) -> None:

@@ -1,0 +1,39 @@
+"""The miniature's figure: English vs non-English gap against model size, with and without intermediate training."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+
+def plot_gap_vs_size(replication: Path, out: Path, target: str = "debsec") -> Path:
+    """SVG (or PNG by suffix) of the gap (English minus non-English mean, points) per size, 95% CIs over seeds."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    doc: dict[str, Any] = json.loads(Path(replication).read_text(encoding="utf-8"))
+    rows = [r for r in doc["summary"] if r["target"] == target and r.get("params")]
+    rows.sort(key=lambda r: r["params"]["total"])
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    for key, label, marker in (("baseline", "target task only", "o"), ("debmatch", "+ English intermediate task", "s")):
+        xs = [r["params"]["total"] / 1e6 for r in rows]
+        ys = [r[f"{key}_gap"]["mean"] for r in rows]
+        err = [r[f"{key}_gap"]["ci95"] or 0.0 for r in rows]
+        ax.errorbar(xs, ys, yerr=err, marker=marker, capsize=3, label=label)
+    for r in rows:
+        ax.annotate(r["size"], (r["params"]["total"] / 1e6, r["baseline_gap"]["mean"]), textcoords="offset points",
+                    xytext=(4, 4), fontsize=8)  # fmt: skip
+    ax.set_xscale("log")
+    ax.set_xlabel("parameters (millions, incl. embeddings)")
+    ax.set_ylabel("English minus non-English accuracy (points)")
+    ax.set_title(f"Miniature ({target}): gap vs model size, 95% CI over seeds", fontsize=9)
+    ax.axhline(0, color="grey", lw=0.5)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out)
+    plt.close(fig)
+    return out
