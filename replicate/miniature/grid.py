@@ -37,12 +37,12 @@ T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8
 class MiniatureSpec:
     sizes: list[str] = field(default_factory=lambda: ["xs", "s", "m"])
     seeds: list[int] = field(default_factory=lambda: [1, 2, 3])
-    pretrain_steps: int = 4000
+    pretrain_steps: int = 3000
     pretrain_batch: int = 128
-    pretrain_lr: float = 5e-4
+    pretrain_lr: float = 3e-4
     alpha: float = 0.3  # language sampling exponent for MLM data (XLM / XLM-R, and the paper's MLM corpus)
     max_len: int = 128
-    finetune_lr: float = 5e-5  # small randomly initialised models need more than the paper's 1e-5 / 3e-6
+    finetune_lr: float = 1e-4  # small models pretrained here need more than the paper's 1e-5 / 3e-6
     target_epochs: float = 3.0
     intermediate_epochs: float = 2.0
     batch: int = 32

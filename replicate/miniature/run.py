@@ -36,7 +36,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--out", required=True)
     g.add_argument("--sizes", default="xs,s,m")
     g.add_argument("--seeds", default="1,2,3")
-    g.add_argument("--pretrain-steps", type=int, default=4000)
+    g.add_argument("--pretrain-steps", type=int, default=3000)
     g.add_argument("--pretrain-batch", type=int, default=128)
     g.add_argument("--precision", choices=["bf16", "fp32"], default="bf16")
     g.add_argument("--compile", action="store_true")
