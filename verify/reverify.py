@@ -75,6 +75,8 @@ class ReverifyResult:
 def load_run_settings(run_dir: Path, **overrides: object) -> Settings:
     """The settings the run was made with (from run.json), with `section__field` overrides applied."""
     rd = RunDir(run_dir)
+    if not rd.manifest.exists():
+        raise BadRunDir(str(rd.root), "not a run directory (no run.json); make one with `claimscope run` first")
     manifest = read_json(rd.manifest, RunManifest)
     data: dict = {k: dict(v) for k, v in manifest.settings.items() if isinstance(v, dict)}
     for dotted, value in overrides.items():
@@ -253,10 +255,15 @@ def _version_notes(v: Verdict) -> list[str]:
 def _moved(before: Verdict | None, after: Verdict, threshold: float) -> bool:
     if before is None or before.label != after.label or abs(before.confidence - after.confidence) >= threshold:
         return True
+    if before.scope != after.scope:  # e.g. none of its cited papers was held, now one is
+        return True
     b, a = before.full_text_verdict, after.full_text_verdict
     if (b is None) != (a is None):
         return True
     return a is not None and b is not None and (a.label != b.label or abs(a.confidence - b.confidence) >= threshold)
+
+
+_SCOPES = {"cited": "its cited papers", "open": "all papers held (no cited paper held)", "none": "nothing"}
 
 
 def change_reason(before: Verdict | None, after: Verdict, new_keys: set[str]) -> str:
@@ -265,9 +272,11 @@ def change_reason(before: Verdict | None, after: Verdict, new_keys: set[str]) ->
     if before is None:
         parts.append("claim not checked before")
     else:
+        if before.scope != after.scope:
+            parts.append(f"checked against: {_SCOPES[before.scope]} \u2192 {_SCOPES[after.scope]}")
         if before.label != after.label:
             parts.append(f"{before.label.value} \u2192 {after.label.value}")
-        else:
+        elif abs(before.confidence - after.confidence) >= 0.005:
             parts.append(f"confidence {before.confidence:.2f} \u2192 {after.confidence:.2f}")
         bf, af = before.full_text_verdict, after.full_text_verdict
         if af is not None and (bf is None or bf.label != af.label):
@@ -340,6 +349,20 @@ def _refresh_notes(paper: Paper, held: set[str]) -> Paper:
                 continue
         keep.append(note)
     return paper if keep == paper.notes else paper.model_copy(update={"notes": keep})
+
+
+def _model_drift(manifest: RunManifest, before: Sequence[Verdict], verifier: object) -> str | None:
+    """Say so when the stance model or the aggregator differs from the one that made the earlier verdicts."""
+    info = verifier.scorer.info  # type: ignore[attr-defined]
+    recorded = next((m for m in manifest.models if m.role == info.role), None)
+    if recorded is not None and (recorded.name, recorded.sha256) != (info.name, info.sha256):
+        return (f"stance model {info.name} ({(info.sha256 or '?')[:12]}) differs from the run's {recorded.name} "
+                f"({(recorded.sha256 or '?')[:12]})")
+    earlier = {v.model for v in before if v.model}
+    now = verifier.model_name  # type: ignore[attr-defined]
+    if earlier and earlier != {now}:
+        return f"verdicts were made by {', '.join(sorted(earlier))}; now {now}"
+    return None
 
 
 def _sees(allowed: set[str] | None, new_keys: set[str]) -> bool:
@@ -443,6 +466,10 @@ def reverify(run_dir: Path, new: Sequence[str | Path], *, settings: Settings | N
             full_changed = {c.id for c in claims if c.full_text != full_before.get(c.id)}
 
             verifier = Verifier(index, all_papers, vs)
+            drift = _model_drift(manifest, before, verifier)
+            if drift:
+                logger.warning("%s: %s; verdict changes may come from the model, not the new papers", root, drift)
+                gaps.append(Gap(stage="reverify", item="models", reason=drift))
             old_by_id = {v.claim_id: v for v in before}
             todo = [c for c in claims if rescore_all or c.id in full_changed or c.id not in old_by_id
                     or _sees(verifier.allowed_papers(c), new_keys)]

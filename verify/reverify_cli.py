@@ -59,7 +59,7 @@ def run_reverify(args: argparse.Namespace) -> int:
     for key in result.skipped:
         console.print(f"already in the run, unchanged: {key}")
     for gap in result.gaps:
-        console.print(f"[yellow]not added {gap.item}: {gap.reason}[/yellow]")
+        console.print(f"{gap.item}: {gap.reason}", style="yellow", markup=False)
     if not result.new_papers:
         console.print("[bold]Nothing new; the run is unchanged.[/bold]")
         return 0 if not result.gaps else 1

@@ -220,3 +220,10 @@ def test_recover_rolls_a_committed_reverify_forward_and_discards_an_uncommitted_
     assert read_jsonl(run / "verdicts.jsonl", Verdict)[0].claim_id == "new"
     assert json.loads((run / "index" / "manifest.json").read_text()) == {"tag": "new"}
     assert not (run / STAGING).exists() and recover(run) is None
+
+
+def test_cli_needs_new_papers_and_a_finished_run(tmp_path, capsys):
+    assert main(["-q", "reverify", str(tmp_path)]) == 2
+    assert main(["-q", "reverify", str(tmp_path / "nowhere"), "--papers", str(V2)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and "--papers" in err[0] and "nowhere" in err[1] and "claimscope run" in err[1]
