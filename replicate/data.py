@@ -148,25 +148,39 @@ def _load_hub(task: TaskSpec, split: str, lang: str) -> list[Example]:
         hf_split = _hf_split(split)
         if path == "google/xtreme" and task.name in ("xquad", "tatoeba", "bucc"):
             hf_split = "validation" if task.name != "bucc" else ("validation" if split == "dev" else "test")
-        if path == "facebook/anli":
-            for r in ("1", "2", "3"):
-                ds = datasets.load_dataset(path, split=f"{hf_split}_r{r}")
-                rows += [_convert(task, dict(x), lang) for x in ds]
-            continue
-        ds = datasets.load_dataset(path, name, split=hf_split)
-        if task.name == "xnli" and path == "google/xtreme":
-            ds = ds.filter(lambda x: x["language"] == lang)
-        if task.name == "tydiqa":
-            ds = ds.filter(lambda x: x["id"].split("-")[0] == _TYDI_LANG.get(lang, lang))
-        rows += [_convert(task, dict(x), lang) for x in ds]
+        parts = [(None, f"{hf_split}_r{r}") for r in ("1", "2", "3")] if path == "facebook/anli" else [(name, hf_split)]
+        for cfg, sp in parts:
+            try:
+                ds = datasets.load_dataset(path, cfg, split=sp) if cfg else datasets.load_dataset(path, split=sp)
+            except (ValueError, KeyError, FileNotFoundError) as e:  # no such config/split for this language
+                raise DataNotFound(f"{path}:{cfg or ''}:{sp}", str(e).splitlines()[0][:200]) from e
+            if task.name == "xnli" and path == "google/xtreme":
+                ds = ds.filter(lambda x: x["language"] == lang)
+            if task.name == "tydiqa":
+                ds = ds.filter(lambda x: x["id"].split("-")[0] == _TYDI_LANG.get(lang, lang))
+            names = _tag_names(ds)
+            rows += [_convert(task, dict(x), lang, i, names) for i, x in enumerate(ds)]
     return [r for r in rows if r is not None]
+
+
+def _tag_names(ds: Any) -> list[str] | None:
+    """Class names of an integer-coded tag column (UD-POS, PAN-X), so tags read e.g. B-PER instead of 1."""
+    features = getattr(ds, "features", None) or {}
+    for key in ("ner_tags", "pos_tags"):
+        feat = features.get(key) if hasattr(features, "get") else None
+        names = getattr(getattr(feat, "feature", None), "names", None)
+        if names:
+            return list(names)
+    return None
 
 
 _TYDI_LANG = {"en": "english", "ar": "arabic", "bn": "bengali", "fi": "finnish", "id": "indonesian",
               "ko": "korean", "ru": "russian", "sw": "swahili", "te": "telugu"}  # fmt: skip
 
 
-def _convert(task: TaskSpec, x: dict[str, Any], lang: str) -> Example | None:
+def _convert(
+    task: TaskSpec, x: dict[str, Any], lang: str, index: int = 0, names: list[str] | None = None
+) -> Example | None:
     """One hub row into this package's example fields."""
     k = task.kind
     if k == "classification":
@@ -194,10 +208,13 @@ def _convert(task: TaskSpec, x: dict[str, Any], lang: str) -> Example | None:
         return {"id": str(x["id"]), "context": x["context"], "question": x["question"], "answers": answers}
     if k == "tagging":
         tags = x.get("ner_tags", x.get("pos_tags"))
-        return {"tokens": list(x["tokens"]), "tags": [str(t) for t in tags]}
+        return {
+            "tokens": list(x["tokens"]),
+            "tags": [names[t] if names and isinstance(t, int) else str(t) for t in tags],
+        }
     if k == "retrieval":
-        return {"src_id": x.get("source_lang", "") + str(x.get("id", "")), "src": x.get("source_sentence"),
-                "tgt_id": str(x.get("id", "")), "tgt": x.get("target_sentence")}  # fmt: skip
+        return {"src_id": f"{lang}-{index}", "src": x.get("source_sentence"), "tgt_id": f"en-{index}",
+                "tgt": x.get("target_sentence")}  # fmt: skip
     raise DataNotFound(task.name, f"no hub converter for kind {k}")
 
 

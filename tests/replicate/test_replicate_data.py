@@ -38,6 +38,14 @@ def test_errors_name_the_file(tmp_path: Path) -> None:
         load_examples(TASKS["xnli"], "test", "fr", source="local", data_dir=tmp_path)
 
 
+class TaggedRows(list):
+    """A list of rows with `datasets`-style features naming the tag classes."""
+
+    def __init__(self, rows: list, names: list[str]) -> None:
+        super().__init__(rows)
+        self.features = {"ner_tags": types.SimpleNamespace(feature=types.SimpleNamespace(names=names))}
+
+
 def test_hub_path_with_stand_in_datasets(monkeypatch: pytest.MonkeyPatch) -> None:
     calls = []
 
@@ -51,7 +59,11 @@ def test_hub_path_with_stand_in_datasets(monkeypatch: pytest.MonkeyPatch) -> Non
             return [{"id": "1", "context": "c", "question": "q", "answers": {"text": ["c"], "answer_start": [0]}}]
         if path == "Rowan/hellaswag":
             return [{"ctx": "He opens", "endings": ["a", "b", "c", "d"], "label": "2"}]
-        raise AssertionError(path)
+        if path == "google/xtreme" and name == "PAN-X.de":
+            return TaggedRows([{"tokens": ["Anna", "lacht"], "ner_tags": [1, 0]}], ["O", "B-PER", "I-PER"])
+        if path == "google/xtreme" and name == "tatoeba.deu":
+            return [{"source_sentence": f"Satz {i}", "target_sentence": f"sentence {i}"} for i in range(3)]
+        raise ValueError(f"Unknown split {split!r}")  # what `datasets` raises for a split it does not have
 
     monkeypatch.setitem(sys.modules, "datasets", types.SimpleNamespace(load_dataset=load_dataset))
     assert load_examples(TASKS["pawsx"], "test", "de", source="hub")[0] == {
@@ -61,6 +73,12 @@ def test_hub_path_with_stand_in_datasets(monkeypatch: pytest.MonkeyPatch) -> Non
     assert load_examples(TASKS["xquad"], "train", "en", source="hub")[0]["answers"]["text"] == ["c"]
     assert load_examples(TASKS["hellaswag"], "train", "en", source="hub")[0]["label"] == 2
     assert ("google/xtreme", "PAWS-X.de", "test") in calls
+    # integer-coded tags become their class names (so NER is scored on entities)
+    assert load_examples(TASKS["panx"], "test", "de", source="hub")[0]["tags"] == ["B-PER", "O"]
+    pairs = load_examples(TASKS["tatoeba"], "test", "de", source="hub")
+    assert len({r["src_id"] for r in pairs}) == 3 and pairs[0]["tgt"] == "sentence 0"
+    with pytest.raises(DataNotFound, match="tydiqa"):
+        load_examples(TASKS["tydiqa"], "test", "fi", source="hub")
     assert ("google/xtreme", "udpos.German", "validation") in calls
     assert ("rajpurkar/squad", None, "train") in calls
 
