@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TypeVar
@@ -19,7 +21,8 @@ M = TypeVar("M", bound=BaseModel)
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write to a temp file in the same folder, fsync, then rename over the target."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    # the writer's pid is in the name, so a temp file left by a killed process can be told from a live one
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -29,6 +32,38 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+_TEMP_PID = re.compile(r"\.(\d+)\.[^.]+\.tmp$")  # .<name>.<pid>.<random>.tmp
+STALE_TEMP_SECONDS = 3600.0
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sweep_stale_temps(root: Path, older_than: float = STALE_TEMP_SECONDS) -> int:
+    """Remove hidden `.*.tmp` files that killed atomic writes left under root: their writer is gone, or (names
+    without a pid) they are older than `older_than` seconds. Returns how many were removed."""
+    n = 0
+    now = time.time()
+    for tmp in Path(root).rglob(".*.tmp"):
+        m = _TEMP_PID.search(tmp.name)
+        try:
+            if tmp.is_file() and ((m and not _pid_alive(int(m.group(1)))) or now - tmp.stat().st_mtime > older_than):
+                tmp.unlink()
+                n += 1
+        except OSError:
+            continue
+    return n
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -78,6 +113,7 @@ class RunDir:
     def create(self) -> RunDir:
         self.root.mkdir(parents=True, exist_ok=True)
         self.papers.mkdir(exist_ok=True)
+        sweep_stale_temps(self.root)  # temp files of an interrupted earlier run
         return self
 
     @property
