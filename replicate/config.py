@@ -45,7 +45,8 @@ class TaskSpec:
     max_answer_len: int = 30
     metric: str = "accuracy"
     protocol: str = ""  # retrieval: "bucc" or "tatoeba"
-    early_stop_dev: int = 500  # model selection on the first N English dev examples (paper A.1)
+    early_stop_dev: int = 500  # model selection on the first N English dev examples (paper A.1); 0 = all of dev
+    select_on_dev: bool = True  # False where the only "dev" data is the test set (TyDiQA-GoldP)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:

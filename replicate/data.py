@@ -137,8 +137,8 @@ def _load_hub(task: TaskSpec, split: str, lang: str) -> list[Example]:
     if not task.hf:
         raise DataNotFound(task.name, "has no public hub dataset; give local files with --data-dir")
     spec = dict(task.hf)
-    if split == "train" and "train" in spec:
-        spec = dict(spec["train"])
+    if split in ("train", "dev") and split in spec:  # e.g. XQuAD/MLQA train and select on SQuAD
+        spec = dict(spec[split])
     paths = spec["path"] if isinstance(spec["path"], list) else [spec["path"]]
     name = spec.get("name")
     if name:

@@ -77,9 +77,10 @@ class Runner:
             model.encoder = torch.compile(model.encoder, dynamic=None)  # type: ignore[assignment]
 
     def _dev_eval(self, task: TaskSpec, tags: list[str] | None) -> Any:
-        if not self.spec.select_on_dev:
+        if not (self.spec.select_on_dev and task.select_on_dev):
             return None
-        n = min(task.early_stop_dev, self.spec.limit_eval or task.early_stop_dev)
+        caps = [c for c in (task.early_stop_dev, self.spec.limit_eval) if c]
+        n = min(caps) if caps else None
         try:
             dev = self.examples(task, "dev", "en", n)
         except DataNotFound:

@@ -116,7 +116,7 @@ def _eval_seqs(task: TaskSpec, limit: int | None) -> float:
     """Forward-only work of evaluating every language (+ one English dev pass per epoch), in training-equivalent
     sequences (a forward is about a third of a training step)."""
     test = task.test_size if limit is None else min(task.test_size, limit)
-    dev = min(task.dev_size, task.early_stop_dev) * (task.epochs if task.trained else 0)
+    dev = min(task.dev_size, task.early_stop_dev or task.dev_size) * (task.epochs if task.trained else 0)
     return (test * len(task.languages) + dev) * _seqs_per_example(task) / 3.0
 
 
@@ -133,7 +133,7 @@ def plan_recipe(recipe: Recipe, rates: dict[str, Any]) -> list[PlanRow]:
             tasks = [recipe.task(n) for n in recipe.intermediate_tasks(setting, False)]
             for t in tasks:
                 seqs = _train_seqs(t, lim_t) * (3.0 / t.epochs if len(tasks) > 1 else 1.0)
-                seqs += min(t.dev_size, t.early_stop_dev) * _seqs_per_example(t) * t.epochs / 3.0
+                seqs += min(t.dev_size, t.early_stop_dev or t.dev_size) * _seqs_per_example(t) * t.epochs / 3.0
                 rows.append(PlanRow("2 intermediate", f"{label}: {t.name}", seqs, t.max_len, hours(seqs, t.max_len)))
             if mlm:
                 m = recipe.task("mlm")

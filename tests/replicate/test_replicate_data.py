@@ -81,6 +81,10 @@ def test_hub_path_with_stand_in_datasets(monkeypatch: pytest.MonkeyPatch) -> Non
         load_examples(TASKS["tydiqa"], "test", "fi", source="hub")
     assert ("google/xtreme", "udpos.German", "validation") in calls
     assert ("rajpurkar/squad", None, "train") in calls
+    # ... and selects its model on SQuAD's dev set, not on XQuAD (which is only test data)
+    load_examples(TASKS["xquad"], "dev", "en", source="hub")
+    assert ("rajpurkar/squad", None, "validation") in calls
+    assert not TASKS["tydiqa"].select_on_dev
 
 
 def test_hub_without_public_dataset_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
