@@ -23,6 +23,7 @@ logger = logging.getLogger(__name__)
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_RATES_FILE = REPO_ROOT / "benchmarks" / "results" / "replicate_throughput.json"
 MODES = ("naive", "optimised", "shared")
+PEAK_FLOPS = 989e12  # H200 dense bf16
 
 # Architecture of the two published sizes (the `transformers` configs of xlm-roberta-base / -large).
 ARCH = {
@@ -152,7 +153,8 @@ def plan_recipe(recipe: Recipe, rates: dict[str, Any]) -> list[PlanRow]:
     return rows
 
 
-def format_plan(rows: list[PlanRow], rates: dict[str, Any], recipe_name: str = "") -> str:
+def format_plan(rows: list[PlanRow], rates: dict[str, Any], recipe_name: str = "", model: str = "") -> str:
+    flops = sum(r.sequences * r.seq_len * train_flops_per_token(_arch(model), r.seq_len) for r in rows) if model else 0
     lines = [
         f"plan{(' for ' + recipe_name) if recipe_name else ''}: {len(rows)} phase runs",
         f"rates from {rates.get('source')}",
@@ -175,6 +177,10 @@ def format_plan(rows: list[PlanRow], rates: dict[str, Any], recipe_name: str = "
     if tot["shared"] > 0:
         lines.append(f"speed-up over naive: optimised {tot['naive'] / tot['optimised']:.2f}x, "
                      f"shared {tot['naive'] / tot['shared']:.2f}x")  # fmt: skip
+    if flops:
+        mfu = {m: flops / (tot[m] * 3600 * PEAK_FLOPS) for m in MODES if tot[m] > 0}
+        lines.append("grid-weighted MFU (non-embedding training FLOPs / 989 TFLOP/s): "
+                     + ", ".join(f"{m} {v:.1%}" for m, v in mfu.items()))  # fmt: skip
     return "\n".join(lines)
 
 

@@ -58,7 +58,7 @@ def execute(args: argparse.Namespace) -> int:
     recipe = recipe_from_args(args)
     if args.dry_run:
         rates = load_rates(Path(args.rates) if args.rates else None)
-        print(format_plan(plan_recipe(recipe, rates), rates, recipe.name))  # noqa: T201 - CLI output
+        print(format_plan(plan_recipe(recipe, rates), rates, recipe.name, recipe.model))  # noqa: T201 - CLI output
         return 0
     from .dist import init_distributed, shutdown
     from .pipeline import run_recipe

@@ -31,6 +31,11 @@ def test_paper_grid_dry_run_prints_full_grid(capsys: pytest.CaptureFixture[str],
     # the figures: 373 / 720 / 1200 seq/s -> the ratios carry straight through
     assert naive / optimised == pytest.approx(720 / 373, rel=1e-2)
     assert naive / shared == pytest.approx(1200 / 373, rel=1e-2)
+    # the FLOPs formula reproduces the MFU for its own rates (373 seq/s = 9 %, 1,200 = 29 %)
+    mfu = re.search(r"naive ([\d.]+)%, optimised ([\d.]+)%, shared ([\d.]+)%", out)
+    assert (
+        mfu and float(mfu.group(1)) == pytest.approx(9.0, abs=0.3) and float(mfu.group(3)) == pytest.approx(29, abs=1)
+    )
 
 
 def test_rates_from_benchmark_json(tmp_path: Path) -> None:
