@@ -461,7 +461,12 @@ def main(argv: list[str] | None = None) -> int:
         "skipped": skipped,
         "wall_seconds": round(time.perf_counter() - t_start, 1),
     }
-    name = "replicate_throughput_smoke.json" if args.smoke else "replicate_throughput.json"
+    # only the standard plan writes replicate_throughput.json (the rates `claimscope replicate --dry-run` reads)
+    name = "replicate_throughput.json"
+    if args.smoke:
+        name = "replicate_throughput_smoke.json"
+    elif args.cases:
+        name = f"replicate_throughput_{'variants' if args.cases == 'variants' else 'cases'}.json"
     (out_dir / name).write_text(json.dumps(doc, indent=2) + "\n")
     print(format_table(doc))  # noqa: T201
     print(f"wrote {out_dir / name}")  # noqa: T201
