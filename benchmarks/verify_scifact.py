@@ -1,0 +1,164 @@
+"""SciFact dev in one run: retrieval, abstract label F1 (open and oracle) with floors, calibration, speed.
+
+    .venv/bin/python benchmarks/verify_scifact.py --scifact ../shared/benchmarks/scifact
+
+Prints, all measured in this run on this machine:
+- retrieval recall@3 of gold abstracts: stemmed BM25 over abstracts alone, and fused with the hybrid sentence index;
+- abstract label-only F1 (and the other official scores) with open retrieval and with oracle (cited) abstracts, beside
+  the always-SUPPORT floors (open: the top retrieved abstract; oracle: every cited abstract);
+- ECE (15 bins) and Brier of the abstract-level probabilities over every judged abstract;
+- warm claims/s (retrieval + stance + decision, models loaded) against the 5k-abstract index;
+- index build sentences/s (the hybrid index embedding a sample of corpus sentences from scratch).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+
+from claimscope.verify import scifact as sf
+from claimscope.verify.scifact_pipeline import DocRetriever, decision_calibration, predict
+from claimscope.verify.stance import load_scorer
+
+
+class CachedScorer:
+    """Scores each distinct (claim, evidence) pair once."""
+
+    def __init__(self, scorer: object) -> None:
+        self.scorer = scorer
+        self.info = scorer.info  # type: ignore[attr-defined]
+        self.cache: dict[tuple[str, str], np.ndarray] = {}
+
+    def score(self, pairs: list[tuple[str, str]]) -> np.ndarray:
+        todo = list(dict.fromkeys(p for p in pairs if p not in self.cache))
+        if todo:
+            for p, row in zip(todo, self.scorer.score(todo), strict=True):  # type: ignore[attr-defined]
+                self.cache[p] = row
+        return np.array([self.cache[p] for p in pairs]).reshape(-1, 3)
+
+
+OFFICIAL = ("abstract_label_only", "abstract_rationalized", "sentence_selection", "sentence_label")
+
+
+def line(name: str, value: float, extra: str = "") -> None:
+    print(f"  {name:44s} {value:8.3f}  {extra}")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--scifact", type=Path, required=True)
+    ap.add_argument("--index-dir", type=Path, default=Path("runs/bench-scifact/index"),
+                    help="hybrid sentence index, built once and reused")
+    ap.add_argument("--build-sample", type=int, default=1000, help="sentences embedded from scratch for build speed")
+    ap.add_argument("--no-hybrid", action="store_true", help="skip the dense sentence index (BM25 over abstracts only)")
+    ap.add_argument("--speed-claims", type=int, default=40, help="dev claims timed for warm claims/s")
+    ap.add_argument("--stance-model", default="bundled")
+    ap.add_argument("--quantize", action="store_true", help="int8 dynamic quantisation of the stance model")
+    ap.add_argument("--limit", type=int, default=0, help="only the first N dev claims (0 = all 300)")
+    ap.add_argument("--json", type=Path, default=None, help="also write every figure as JSON here")
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    from claimscope.verify.index import EvidenceIndex
+
+    corpus = sf.read_corpus(args.scifact / "corpus.jsonl")
+    gold = sf.read_jsonl_rows(args.scifact / "claims_dev.jsonl")
+    if args.limit:
+        gold = gold[: args.limit]
+    passages = sf.corpus_passages(corpus)
+    out: dict = {"claims": len(gold), "abstracts": len(corpus), "sentences": len(passages),
+                 "cpu": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"}
+    print(f"SciFact dev: {len(gold)} claims; corpus {len(corpus)} abstracts, {len(passages)} sentences; {out['cpu']}")
+
+    # ---- index build speed (from scratch, on a sample) and the full index (built once, reused) ----------------
+    model = "bundled:all-MiniLM-L6-v2"
+    sample = passages[:: max(1, len(passages) // args.build_sample)][: args.build_sample]
+    EvidenceIndex.build(sample[:32], model)  # load the embedder first: load time is not build speed
+    t0 = time.perf_counter()
+    EvidenceIndex.build(sample, model)
+    out["index_build_sentences_per_s"] = len(sample) / (time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    index = None if args.no_hybrid else EvidenceIndex.load_or_build(args.index_dir, passages, model)
+    out["index_load_or_build_s"] = time.perf_counter() - t0
+
+    # ---- retrieval --------------------------------------------------------------------------------------------
+    bm25_only = DocRetriever(corpus)
+    hybrid = DocRetriever(corpus, index) if index is not None else bm25_only
+    queries = [g["claim"] for g in gold]
+    ranked_bm25 = dict(zip([g["id"] for g in gold], bm25_only.search(queries, 10), strict=True))
+    ranked_hybrid = dict(zip([g["id"] for g in gold], hybrid.search(queries, 10), strict=True))
+    out["retrieval_bm25"] = sf.retrieval_recall(gold, ranked_bm25, ks=(1, 3, 10))
+    out["retrieval_hybrid"] = sf.retrieval_recall(gold, ranked_hybrid, ks=(1, 3, 10))
+    print("retrieval (gold abstracts of claims with evidence)")
+    for k in (1, 3, 10):
+        if index is None:
+            line(f"recall@{k}  stemmed BM25 alone (hybrid not run)", out["retrieval_bm25"][f"retrieval_recall@{k}"])
+            continue
+        line(f"recall@{k}  hybrid (BM25 floor beside)", out["retrieval_hybrid"][f"retrieval_recall@{k}"],
+             f"BM25 alone {out['retrieval_bm25'][f'retrieval_recall@{k}']:.3f}")
+
+    # ---- stance + abstract decisions ---------------------------------------------------------------------------
+    scorer = load_scorer(args.stance_model, quantize=args.quantize)
+    out["stance_model"] = scorer.info.model_dump()
+    predict(gold[:8], corpus, scorer, retriever=hybrid, oracle=False)  # warm-up
+    speed_run = predict(gold[: args.speed_claims], corpus, scorer, retriever=hybrid, oracle=False)
+    cached = CachedScorer(scorer)  # open and oracle share many (claim, sentence) pairs: score each once
+    open_run = predict(gold, corpus, cached, retriever=hybrid, oracle=False)
+    oracle_run = predict(gold, corpus, cached, oracle=True)
+    m_open = sf.scifact_metrics(gold, [p.model_dump() for p in open_run.predictions])
+    m_oracle = sf.scifact_metrics(gold, [p.model_dump() for p in oracle_run.predictions])
+    floor_open = sf.scifact_metrics(gold, sf.always_support_predictions(gold, ranked_hybrid, top=1))
+    floor_oracle = sf.scifact_metrics(gold, sf.always_support_predictions(
+        gold, {g["id"]: g["cited_doc_ids"] for g in gold}, top=99))
+    out |= {"open": m_open, "oracle": m_oracle, "floor_open_top1_support": floor_open,
+            "floor_oracle_all_cited_support": floor_oracle}
+    print(f"stance: {scorer.info.name} ({(scorer.info.sha256 or '')[:12]})")
+    print("abstract label-only F1 (always-SUPPORT floor beside)")
+    line("open retrieval (top-3 abstracts)", m_open["abstract_label_only_f1"],
+         f"floor {floor_open['abstract_label_only_f1']:.3f} (SUPPORT for the top retrieved abstract)")
+    line("oracle abstracts (cited)", m_oracle["abstract_label_only_f1"],
+         f"floor {floor_oracle['abstract_label_only_f1']:.3f} (SUPPORT for every cited abstract)")
+    print("other official scores (open / oracle): P/R/F1")
+    for name in OFFICIAL:
+        o, c = m_open, m_oracle
+        print(f"  {name:24s} open {o[name + '_precision']:.3f}/{o[name + '_recall']:.3f}/{o[name + '_f1']:.3f}   "
+              f"oracle {c[name + '_precision']:.3f}/{c[name + '_recall']:.3f}/{c[name + '_f1']:.3f}")
+
+    # ---- calibration ----------------------------------------------------------------------------------------------
+    by_id = {int(g["id"]): g for g in gold}
+    cal_open = decision_calibration(open_run.decisions, by_id)
+    cal_oracle = decision_calibration(oracle_run.decisions, by_id)
+    out["calibration_open"] = cal_open
+    out["calibration_oracle"] = cal_oracle
+    print("calibration of abstract-level P(SUPPORT/CONTRADICT/NEI) over every judged abstract (15 bins)")
+    line("ECE open", cal_open["ece"], f"Brier {cal_open['brier']:.3f}  accuracy {cal_open['accuracy']:.3f}  "
+         f"n={int(cal_open['n'])}")
+    line("ECE oracle", cal_oracle["ece"], f"Brier {cal_oracle['brier']:.3f}  accuracy {cal_oracle['accuracy']:.3f}  "
+         f"n={int(cal_oracle['n'])}")
+    print("  reliability (open): " + "  ".join(f"[{r['mean_confidence']:.2f}->{r['accuracy']:.2f} n{r['count']}]"
+                                             for r in cal_open["reliability"]))
+
+    # ---- speed ------------------------------------------------------------------------------------------------------
+    n_speed = len(gold[: args.speed_claims])
+    out["warm_claims_per_s_open"] = n_speed / speed_run.seconds
+    n_pairs = sum(len(corpus[d.doc_id]["abstract"]) for ds in speed_run.decisions.values() for d in ds)
+    print("speed")
+    line("warm claims/s, open (retrieve + stance + decide)", out["warm_claims_per_s_open"],
+         f"{n_pairs / speed_run.seconds:.1f} claim-sentence pairs/s; first {n_speed} dev claims, top-3 abstracts")
+    line("index build sentences/s (embedding, from scratch)", out["index_build_sentences_per_s"],
+         f"sample of {len(sample)}; full index load/build {out['index_load_or_build_s']:.1f}s")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(out, indent=2, default=lambda o: o.tolist() if isinstance(o, np.ndarray)
+                                        else str(o)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
