@@ -47,14 +47,15 @@ def run_suite(slow: bool, extra: list[str]) -> tuple[list[dict], dict[str, int],
 
 def summarise(outcomes: list[dict], totals: dict[str, int], seconds: float) -> dict:
     kinds = Counter(o["kind"] for o in outcomes)
-    resumed = [o for o in outcomes if o["resumed"]]
     kills = [o for o in outcomes if o["case"].startswith("kill:")]
+    killed = [o for o in kills if any(n.startswith("killed after") for n in o["notes"])]
+    resumed = [o for o in killed if o["resumed"]]  # a kill point the run finished before is not a resume
     return {
         "inputs_tried": kinds["input"],
         "inputs_refused_with_one_line_message": sum(1 for o in outcomes if o["kind"] == "input" and o["error"]),
         "faults_injected": kinds["fault"],
         "network_faults": sum(1 for o in outcomes if o["case"].startswith("net:")),
-        "processes_killed": sum(1 for o in kills if any(n.startswith("killed after") for n in o["notes"])),
+        "processes_killed": len(killed),
         "runs_resumed": len(resumed),
         "outputs_identical_to_clean_run": sum(1 for o in resumed if o["identical"]),
         "crashes": sum(1 for o in outcomes if o["crash"]) + totals["errors"],

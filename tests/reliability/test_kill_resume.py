@@ -131,7 +131,7 @@ def _kill_condition(point: str, out: Path, rng: random.Random, clean_seconds: fl
             return deadline["t"] is not None and time.monotonic() >= deadline["t"]
 
         return cond
-    delay = rng.uniform(0.5, max(1.0, clean_seconds * 0.95))
+    delay = rng.uniform(0.5, max(1.0, clean_seconds * 0.6))  # the clean run paid cold caches
     start = time.monotonic()
     return lambda: time.monotonic() - start >= delay
 
@@ -226,7 +226,7 @@ def kill_and_rerun_reverify(ws: Path, clean, reverified, point: str, o) -> None:
     elif point == "reverify_commit_marker":
         cond = lambda: (out / ".reverify" / "COMMIT").exists()  # noqa: E731
     else:
-        delay, start = rng.uniform(0.5, max(1.0, ref_seconds * 0.95)), time.monotonic()
+        delay, start = rng.uniform(0.5, max(1.0, ref_seconds * 0.6)), time.monotonic()
         cond = lambda: time.monotonic() - start >= delay  # noqa: E731
     with open(ws / f"{point}.stderr", "w") as err:
         proc = subprocess.Popen(_reverify_command(ws, out), env=_env(ws), stdout=subprocess.DEVNULL, stderr=err,
