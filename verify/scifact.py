@@ -227,20 +227,23 @@ def retrieval_recall(gold: Sequence[Mapping], ranked: Mapping[int, Sequence[int]
                      ) -> dict[str, float]:
     """Share of gold evidence abstracts (claims with evidence only) found in each claim's top-k retrieved doc ids.
 
-    Keys ``retrieval_recall@k`` (over abstracts) and ``retrieval_claim_recall@k`` (all of a claim's abstracts found).
+    Keys ``retrieval_recall@k`` (over abstracts), ``retrieval_claim_recall@k`` (all of a claim's abstracts found) and
+    ``retrieval_claim_any@k`` (at least one of them found).
     """
     out: dict[str, float] = {}
     rows = [g for g in gold if g.get("evidence")]
     for k in ks:
-        found = total = full = 0
+        found = total = full = anyhit = 0
         for g in rows:
             want = {int(d) for d in g["evidence"]}
             got = set(list(ranked.get(int(g["id"]), []))[:k])
             found += len(want & got)
             total += len(want)
             full += want <= got
+            anyhit += bool(want & got)
         out[f"retrieval_recall@{k}"] = found / total if total else 0.0
         out[f"retrieval_claim_recall@{k}"] = full / len(rows) if rows else 0.0
+        out[f"retrieval_claim_any@{k}"] = anyhit / len(rows) if rows else 0.0
     return out
 
 

@@ -68,6 +68,7 @@ def test_retrieval_recall_hand_computed() -> None:
     assert m["retrieval_recall@3"] == pytest.approx(3 / 4)  # + 20
     assert m["retrieval_recall@4"] == pytest.approx(1.0)
     assert m["retrieval_claim_recall@3"] == pytest.approx(2 / 3)
+    assert m["retrieval_claim_any@1"] == pytest.approx(2 / 3)  # claim 1 (via 15) and claim 4
 
 
 def test_prediction_writer_roundtrip(tmp_path: Path) -> None:
