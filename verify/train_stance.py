@@ -22,19 +22,25 @@ calibration. Output: ``adapter_config.json`` + ``adapter_model.safetensors`` (a 
 
 from __future__ import annotations
 
-import argparse
-import hashlib
-import json
-import logging
-import math
 import os
-import random
-import re
 import sys
-import time
-from pathlib import Path
 
-import numpy as np
+# Run as a plain script, Python puts verify/ first on sys.path, and verify/numbers.py would then shadow the standard
+# library's `numbers` (numpy imports it). Drop that entry before importing anything else.
+if sys.path and os.path.abspath(sys.path[0] or ".") == os.path.dirname(os.path.abspath(__file__)):
+    sys.path.pop(0)
+
+import argparse  # noqa: E402
+import hashlib  # noqa: E402
+import json  # noqa: E402
+import logging  # noqa: E402
+import math  # noqa: E402
+import random  # noqa: E402
+import re  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
 
 logger = logging.getLogger("train_stance")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -16,11 +17,8 @@ if not SCIFACT.exists():
 
 
 def test_negation_rules() -> None:
-    sys.path.insert(0, str(ROOT / "verify"))
-    try:
-        import train_stance as ts
-    finally:
-        sys.path.pop(0)
+    from claimscope.verify import train_stance as ts
+
     assert ts.negate("RUNX is not expressed in skin.") == "RUNX is expressed in skin."
     assert ts.negate("Albendazole is used to treat worms.") == "Albendazole is not used to treat worms."
     assert ts.negate("GATA3 regulates self-renewal.") == "GATA3 does not regulate self-renewal."
@@ -32,14 +30,16 @@ def test_negation_rules() -> None:
 @pytest.mark.skipif(not SCIFACT.exists(), reason="SciFact data not available")
 def test_plain_script_smoke(tmp_path: Path) -> None:
     out = tmp_path / "adapter"
-    # as a plain script (the GPU machine has no claimscope installed): it must not import claimscope
-    code = ("import sys, runpy; sys.modules['claimscope'] = None; "
-            "sys.argv = ['train_stance.py'] + sys.argv[1:]; "
-            "runpy.run_path('verify/train_stance.py', run_name='__main__')")
+    # as a plain script, as on the GPU machine where claimscope is not installed: importing it must fail the run, and
+    # verify/numbers.py must not shadow the standard library's numbers module
+    poison = tmp_path / "poison" / "claimscope"
+    poison.mkdir(parents=True)
+    (poison / "__init__.py").write_text("raise ImportError('train_stance.py must not import claimscope')\n")
+    env = dict(os.environ, PYTHONPATH=str(poison.parent))
     args = ["--scifact", str(SCIFACT), "--out", str(out), "--max-steps", "10", "--batch-size", "8",
             "--max-eval-pairs", "32", "--eval-every", "5", "--device", "cpu", "--max-train-pairs", "400",
             "--lr", "5e-4,1e-3"]
-    subprocess.run([sys.executable, "-c", code, *args], cwd=ROOT, check=True, timeout=300)
+    subprocess.run([sys.executable, "verify/train_stance.py", *args], cwd=ROOT, check=True, timeout=600, env=env)
     record = json.loads((out / "training.json").read_text())
     assert record["hyper"]["steps"] == 10 and [len(r["history"]) for r in record["runs"]] == [2, 2]
     assert record["selected"]["lr"] in (5e-4, 1e-3) and len(record["data"]["holdout_claim_ids"]) == 162
