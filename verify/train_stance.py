@@ -446,7 +446,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--base", default=None, help="base model folder (default: the bundled all-MiniLM-L6-v2)")
     ap.add_argument("--seed", type=int, default=13)
     ap.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
-    ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--epochs", type=int, default=15)
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--lr", type=lambda v: [float(x) for x in v.split(",")], default=[3e-4, 8e-4, 2e-3],
                     help="learning rate, or comma-separated rates each trained from scratch; best held-out kept")
