@@ -21,16 +21,16 @@ from claimscope.types import Checks, Claim, Evidence, Label, NumberCheck, Paper,
 logger = logging.getLogger(__name__)
 
 LABELS = [Label.SUPPORTED, Label.CONTRADICTED, Label.NOT_ENOUGH_INFO]
-FEATURES = ["max_support", "max_contradict", "top_relevance", "mean_neutral_top3", "numbers_consistent",
-            "numbers_mismatch"]
+FEATURES = ["max_support", "max_contradict", "top_relevance", "mean_neutral_top3", "max_coverage",
+            "numbers_consistent", "numbers_mismatch"]
 AGGREGATOR_FILE = Path(__file__).parent / "models" / "aggregator.json"
 
 # Used until a fitted model exists: support/contradict evidence raises its label, weak relevance raises NEI.
 DEFAULT_WEIGHTS = {
-    "coef": [[4.0, -2.0, 1.5, -1.0, 1.5, -2.5],
-             [-2.0, 4.0, 1.5, -1.0, -2.0, 3.0],
-             [0.0, 0.0, 0.0, 2.0, 0.0, 0.0]],
-    "intercept": [-2.2, -2.6, 0.0],
+    "coef": [[4.0, -2.0, 1.5, -1.0, 3.0, 1.5, -2.5],
+             [-2.0, 4.0, 1.5, -1.0, 1.0, -2.0, 3.0],
+             [0.0, 0.0, 0.0, 2.0, 0.0, 0.0, 0.0]],
+    "intercept": [-4.0, -4.5, 0.0],
     "source": "hand-set defaults (no fitted aggregator found)",
 }
 
@@ -43,6 +43,40 @@ class ScoredHit:
     relevance: float  # 0..1, from the dense cosine similarity
     numbers: NumberCheck = field(default_factory=NumberCheck)
     text: str = ""
+    coverage: float = 0.0  # share of the claim's content words found in the passage
+
+
+_STOP = frozenset("""a an the of in on at to for from by with and or but not no is are was were be been being this that
+these those it its as we our they their than then there here which who whom whose what when where how such into over
+under about between both each other more most can could may might will would shall should do does did has have had
+also only very all any some same so""".split())
+
+
+def _stems(text: str) -> set[str]:
+    import re
+
+    words = [w for w in re.findall(r"[a-z0-9]+(?:[.-][a-z0-9]+)*", text.lower()) if w not in _STOP]
+    return set(_STEMMER.stemWords(words)) if words else set()
+
+
+class _LazyStemmer:
+    _impl = None
+
+    def stemWords(self, words: list[str]) -> list[str]:  # noqa: N802 (PyStemmer's name)
+        if self._impl is None:
+            import Stemmer
+
+            self._impl = Stemmer.Stemmer("english")
+        return self._impl.stemWords(words)
+
+
+_STEMMER = _LazyStemmer()
+
+
+def claim_coverage(claim: str, passage: str) -> float:
+    """Share of the claim's content words (stemmed, stop words dropped) that the passage contains."""
+    want = _stems(claim)
+    return len(want & _stems(passage)) / len(want) if want else 0.0
 
 
 def relevance_from_cosine(cos: float) -> float:
@@ -51,7 +85,7 @@ def relevance_from_cosine(cos: float) -> float:
 
 def hit_features(hits: list[ScoredHit]) -> np.ndarray:
     if not hits:
-        return np.array([0.0, 0.0, 0.0, 1.0, 0.0, 0.0])
+        return np.array([0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0])
     sup = max(h.evidence.p_support * h.relevance for h in hits)
     con = max(h.evidence.p_contradict * h.relevance for h in hits)
     top = max(h.relevance for h in hits)
@@ -60,7 +94,8 @@ def hit_features(hits: list[ScoredHit]) -> np.ndarray:
     relevant = [h for h in hits if h.relevance >= 0.4]
     consistent = float(any(h.numbers.status == "consistent" for h in relevant))
     mismatch = float(any(h.numbers.status == "mismatch" for h in relevant) and not consistent)
-    return np.array([sup, con, top, neu, consistent, mismatch])
+    coverage = max(h.coverage for h in hits)
+    return np.array([sup, con, top, neu, coverage, consistent, mismatch])
 
 
 class Aggregator:
@@ -128,8 +163,8 @@ def decide(claim: Claim, hits: list[ScoredHit], papers: dict[str, Paper], aggreg
     if cited is not None and cited.version is not None:
         if cited.key in per_key:
             primary = cited.key
-            speaks = decisiveness(primary) >= 0.5 or _numbers_check(claim.text, by_key[primary])[0].status in {
-                "consistent", "mismatch"}
+            speaks = int(np.argmax(per_key[primary])) != LABELS.index(Label.NOT_ENOUGH_INFO) or _numbers_check(
+                claim.text, by_key[primary])[0].status in {"consistent", "mismatch"}
             if not speaks and papers[primary].partial and strongest != primary:
                 primary = strongest
                 warnings.append(f"cited {cited.key} is held only in part and says nothing decisive on this claim; "
@@ -151,7 +186,7 @@ def decide(claim: Claim, hits: list[ScoredHit], papers: dict[str, Paper], aggreg
             best = _best_for(by_key[other], other_label)
             where = f": \u201c{_short(best.evidence.quote)}\u201d (p.{best.evidence.page})" if best else ""
             warnings.append(f"{other} reads as {other_label.value}{where}; the verdict holds for {primary}")
-        elif other_numbers.status == "mismatch" and numbers.status != "mismatch":
+        if other_numbers.status == "mismatch" and numbers.status != "mismatch":
             mismatch = next((d for d in other_details if "differs" in d), other_details[0])
             warnings.append(f"{other} states different numbers: {mismatch}; the verdict holds for {primary} only")
         elif other_numbers.status == "consistent" and numbers.status == "mismatch":

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from claimscope.settings import VerifySettings
 from claimscope.types import Claim, Evidence, Paper, Passage, Verdict
-from claimscope.verify.aggregate import Aggregator, ScoredHit, decide, relevance_from_cosine
+from claimscope.verify.aggregate import Aggregator, ScoredHit, claim_coverage, decide, relevance_from_cosine
 from claimscope.verify.index import EvidenceIndex, Hit
 
 logger = logging.getLogger(__name__)
@@ -47,7 +47,8 @@ class Verifier:
         keys = {k for k, p in self.papers.items() if (p.ref.arxiv_id or p.ref.local_name) in ids}
         return keys or None
 
-    def verify(self, claims: Sequence[Claim]) -> list[Verdict]:
+    def score_hits(self, claims: Sequence[Claim]) -> list[tuple[Claim, str, set[str] | None, list[ScoredHit]]]:
+        """Search, stance-score and number-check evidence for every claim (and the full sentence of a cut one)."""
         from claimscope.verify.numbers import check_numbers
 
         texts, owners, allowed = [], [], []
@@ -70,7 +71,7 @@ class Verifier:
             all_hits[i].extend(hits)
         pairs = [(text, h.passage.text) for text, hits in zip(texts, all_hits, strict=True) for h in hits]
         stance = self.scorer.score(pairs) if pairs else []
-        verdicts: dict[tuple[str, str], Verdict] = {}
+        out = []
         pos = 0
         for text, claim, keys, hits in zip(texts, owners, allowed, all_hits, strict=True):
             scored = []
@@ -78,10 +79,16 @@ class Verifier:
                 p_sup, p_con, p_neu = (float(x) for x in stance[pos])
                 pos += 1
                 scored.append(self._scored(hit, rank, p_sup, p_con, p_neu, text, check_numbers))
+            out.append((claim, text, keys, scored))
+        return out
+
+    def verify(self, claims: Sequence[Claim]) -> list[Verdict]:
+        verdicts: dict[tuple[str, str], Verdict] = {}
+        for claim, text, keys, scored in self.score_hits(claims):
             sub = claim if text == claim.text else claim.model_copy(update={"text": text, "truncated": False})
             verdict = decide(sub, scored, self.papers, self.aggregator, model_name=self.model_name)
             if keys is None:
-                verdict.scope = "open" if hits else "none"
+                verdict.scope = "open" if scored else "none"
                 verdict.checks.warnings.insert(0, "none of the cited papers is available; searched all papers held")
             verdicts[(claim.id, text)] = verdict
         out = []
@@ -101,4 +108,4 @@ class Verifier:
                             section=passage.section, retrieval_score=round(hit.score, 6), rank=rank, stance=stance,
                             p_support=round(p_sup, 4), p_contradict=round(p_con, 4), p_neutral=round(p_neu, 4))
         return ScoredHit(evidence=evidence, relevance=relevance_from_cosine(hit.dense_score), numbers=numbers,
-                         text=passage.text)
+                         text=passage.text, coverage=claim_coverage(claim_text, passage.text))

@@ -172,7 +172,6 @@ def load_bundled(*, device: str | None = None, adapter_dir: Path = BUNDLED_ADAPT
     if quantized:
         model = _quantize(model)
     model.to(dev)
-    torch.set_grad_enabled(False)
     tok = AutoTokenizer.from_pretrained(base)
     sha = sha256_file(weights)
     info = ModelInfo(name="bundled:stance-minilm-lora" + ("+int8" if quantized else ""), path=str(adapter_dir),
