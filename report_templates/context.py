@@ -30,7 +30,7 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from claimscope import __version__
 from claimscope.errors import BadRunDir
@@ -129,6 +129,58 @@ class ReplicationSummary(_Lenient):
     rows: list[ReplicationRow] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)
     configs: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_replicate_stage(cls, data: Any) -> Any:
+        """Also read the layout the replicate stage writes (replicate/results.py: cells, or a miniature summary)."""
+        if isinstance(data, dict) and data.get("kind", "").startswith("claimscope.") and "rows" not in data:
+            return replication_rows_from_stage(data)
+        return data
+
+
+# English-minus-rest XNLI gaps published for full-scale models (Conneau et al. 2020, XLM-R paper), shown beside a
+# miniature run so the reader sees the full-scale trend the miniature is about.
+PUBLISHED_XNLI_GAPS = [("mBERT", 16.5), ("XLM-R base", 10.3), ("XLM-R large", 8.8)]
+
+
+def replication_rows_from_stage(data: dict[str, Any]) -> dict[str, Any]:
+    """replicate's replication.json (full-scale cells or miniature summary) → the report's ReplicationSummary dict."""
+    env = data.get("environment") or {}
+    rows: list[dict[str, Any]] = []
+    if data.get("summary"):
+        for s in data["summary"]:
+            size = f"{s.get('size')} ({(s.get('params') or {}).get('non_embedding', 0) / 1e6:.2f} M non-emb.)"
+            inter = next((k[: -len("_gap")] for k in s if k.endswith("_gap") and not k.startswith(("baseline",
+                                                                                                    "delta"))), None)
+            for key, intermediate, metric in (("baseline_en", None, "English"),
+                                              ("baseline_non_en_avg", None, "non-English avg"),
+                                              ("baseline_gap", None, "gap (en − rest)"),
+                                              (f"{inter}_gap" if inter else "", inter, "gap (en − rest)"),
+                                              ("delta_gap", inter, "change of gap from intermediate training")):
+                cell = s.get(key) or {}
+                if cell.get("mean") is None:
+                    continue
+                ci = cell.get("ci95")
+                rows.append({"task": s.get("target", "?"), "size": size, "intermediate": intermediate,
+                             "metric": metric, "ours": round(float(cell["mean"]), 2),
+                             "note": f"± {ci:.1f} (95% CI over {cell.get('n')} seeds)" if ci is not None else None})
+        for name, gap in PUBLISHED_XNLI_GAPS:
+            rows.append({"task": "XNLI (published, full scale)", "size": name, "metric": "gap (en − rest)",
+                         "paper": gap, "note": "Conneau et al. 2020; not run here"})
+    for cell in data.get("cells") or []:
+        if data.get("summary"):
+            break
+        paper = cell.get("paper") or {}
+        rows.append({"task": cell.get("target", "?"), "size": cell.get("size") or (data.get("recipe") or {}).get(
+            "model"), "intermediate": cell.get("intermediate"), "metric": cell.get("metric", "score"),
+            "paper": paper.get("avg"), "ours": cell.get("avg"),
+            "note": f"seed {cell.get('seed')}; gap en − rest {cell['gap']:.1f}" if cell.get("gap") is not None
+            else f"seed {cell.get('seed')}"})
+    return {"scale": data.get("scale", "full"), "description": data.get("question") or "",
+            "model": (data.get("recipe") or {}).get("model"), "hardware": env.get("gpu"),
+            "seconds": data.get("wall_seconds"), "rows": rows,
+            "configs": data.get("spec") or data.get("recipe") or {}}
 
 
 class CalibrationBin(_Lenient):
