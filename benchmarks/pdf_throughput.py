@@ -12,9 +12,9 @@ import time
 from pathlib import Path
 
 import pymupdf
+
 from claimscope.retrieve.passages import paper_passages
 from claimscope.retrieve.pdf import parse_pdf
-
 from claimscope.types import Paper, PaperRef
 
 DEFAULT_PDF = Path(__file__).resolve().parents[1] / "examples" / "papers" / "2005.13013v1.pdf"

@@ -18,7 +18,6 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from claimscope import __version__
 from claimscope.errors import BadRunDir, PaperNotFound
 from claimscope.rundir import RunDir, read_json, read_jsonl, write_json, write_jsonl
 from claimscope.settings import Settings, VerifySettings

@@ -21,7 +21,9 @@ def default_cache_dir() -> Path:
 
 
 class RetrieveSettings(_Section):
-    papers_dir: Path | None = Field(None, description="local folder of papers named by arXiv id (e.g. 2005.13013v1.pdf)")
+    papers_dir: Path | None = Field(
+        None, description="local folder of papers named by arXiv id (e.g. 2005.13013v1.pdf)"
+    )
     cache_dir: Path = Field(default_factory=default_cache_dir, description="content-addressed cache shared by runs")
     offline: bool = Field(True, description="never touch the network; use only local papers and the cache")
     delay_seconds: float = Field(3.0, description="minimum seconds between arXiv requests (arXiv asks for 3)")

@@ -158,7 +158,7 @@ class Claim(Model):
         return self
 
 
-class Label(str, Enum):
+class Label(str, Enum):  # noqa: UP042 (str() stays "Label.X" as the templates expect)
     SUPPORTED = "SUPPORTED"
     CONTRADICTED = "CONTRADICTED"
     NOT_ENOUGH_INFO = "NOT_ENOUGH_INFO"

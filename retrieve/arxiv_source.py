@@ -16,10 +16,6 @@ from pathlib import Path
 
 import arxiv
 import requests
-from claimscope.retrieve.cache import CacheEntry, PaperCache
-from claimscope.retrieve.http import PoliteSession
-from claimscope.retrieve.ids import parse_arxiv_id, versioned_id
-from claimscope.retrieve.ratelimit import shared_limiter
 from pydantic import Field
 
 from claimscope.errors import (
@@ -31,6 +27,10 @@ from claimscope.errors import (
     RateLimited,
     RequestTimeout,
 )
+from claimscope.retrieve.cache import CacheEntry, PaperCache
+from claimscope.retrieve.http import PoliteSession
+from claimscope.retrieve.ids import parse_arxiv_id, versioned_id
+from claimscope.retrieve.ratelimit import shared_limiter
 from claimscope.settings import RetrieveSettings
 from claimscope.types import Model, PaperMeta, PaperRef
 

@@ -31,11 +31,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_retrieve(args: argparse.Namespace) -> int:
+    from claimscope.errors import ClaimscopeError
     from claimscope.retrieve.ids import parse_arxiv_id
     from claimscope.retrieve.local import collect_papers
     from claimscope.retrieve.passages import paper_passages
-
-    from claimscope.errors import ClaimscopeError
     from claimscope.rundir import RunDir, read_jsonl, write_json, write_jsonl
     from claimscope.settings import RetrieveSettings
     from claimscope.types import Paper, Passage

@@ -14,11 +14,11 @@ from collections.abc import Callable
 from typing import Any
 
 import requests
-from claimscope.retrieve.ratelimit import RateLimiter, shared_limiter
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
 from claimscope import __version__
 from claimscope.errors import NetworkError, RateLimited, RequestTimeout, ServerError
+from claimscope.retrieve.ratelimit import RateLimiter, shared_limiter
 
 logger = logging.getLogger(__name__)
 

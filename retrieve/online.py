@@ -5,11 +5,10 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from claimscope.errors import ClaimscopeError
 from claimscope.retrieve.arxiv_source import ArxivSource
 from claimscope.retrieve.local import store_paper
 from claimscope.retrieve.pdf import parse_pdf
-
-from claimscope.errors import ClaimscopeError
 from claimscope.settings import RetrieveSettings
 from claimscope.types import Gap, Paper, PaperRef, ParsedDoc
 

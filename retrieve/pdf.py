@@ -7,9 +7,9 @@ import re
 from pathlib import Path
 
 import pymupdf
-from claimscope.retrieve.textnorm import Dehyphenator, fix_ligatures, heading_text, join_lines
 
 from claimscope.errors import EmptyPdf, EncryptedPdf, ImageOnlyPdf, LimitExceeded, PdfUnreadable
+from claimscope.retrieve.textnorm import Dehyphenator, fix_ligatures, heading_text, join_lines
 from claimscope.types import ParsedDoc, ParsedPage
 
 logger = logging.getLogger(__name__)

@@ -7,9 +7,8 @@ import re
 from html.parser import HTMLParser
 from pathlib import Path
 
-from claimscope.retrieve.textnorm import Dehyphenator, fix_ligatures, heading_text, join_lines
-
 from claimscope.errors import LimitExceeded, PdfUnreadable
+from claimscope.retrieve.textnorm import Dehyphenator, fix_ligatures, heading_text, join_lines
 from claimscope.types import ParsedDoc, ParsedPage
 
 logger = logging.getLogger(__name__)

@@ -239,7 +239,10 @@ def parse_scifact(text: str, path: str) -> ClaimsInput:
         if not isinstance(rec, dict) or "claim" not in rec or "id" not in rec:
             raise BadClaimsFile(where, "a SciFact claim needs to be an object with 'id' and 'claim'")
         labels = {ann["label"] for anns in (rec.get("evidence") or {}).values() for ann in anns}
-        gold = SCIFACT_LABELS.get(next(iter(labels))) if len(labels) == 1 else ("NOT_ENOUGH_INFO" if not labels else None)
+        if len(labels) == 1:
+            gold = SCIFACT_LABELS.get(next(iter(labels)))
+        else:
+            gold = None if labels else "NOT_ENOUGH_INFO"
         claims.append(_make_claim(rec["claim"], f"{Path(path).name}:{n}", [], claim_id=str(rec["id"]), gold=gold))
     return ClaimsInput(claims=claims, fmt="scifact")
 
@@ -277,7 +280,8 @@ def read_claims(path: Path, fmt: str | None = None, *, max_claims: int = 5000) -
     if not result.claims:
         raise BadClaimsFile(str(path), "no claims found")
     if len(result.claims) > max_claims:
-        raise BadClaimsFile(str(path), f"{len(result.claims)} claims exceed the limit of {max_claims} (verify.max_claims)")
+        raise BadClaimsFile(str(path),
+                            f"{len(result.claims)} claims exceed the limit of {max_claims} (verify.max_claims)")
     for c in result.claims:
         if len(c.text) > MAX_CLAIM_CHARS:
             raise BadClaimsFile(c.source, f"claim is {len(c.text):,} characters long, more than {MAX_CLAIM_CHARS:,}; "

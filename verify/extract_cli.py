@@ -10,9 +10,8 @@ logger = logging.getLogger(__name__)
 
 
 def _extract(args: argparse.Namespace) -> int:
-    from claimscope.verify.extract import extract_claims, paper_ref_for
-
     from claimscope.rundir import write_jsonl
+    from claimscope.verify.extract import extract_claims, paper_ref_for
 
     claims = []
     seen: set[str] = set()

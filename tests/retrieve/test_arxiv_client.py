@@ -4,10 +4,10 @@ import hashlib
 from datetime import date
 
 import pytest
-from claimscope.retrieve.http import USER_AGENT, parse_retry_after
-from claimscope.retrieve.ids import parse_arxiv_id
 
 from claimscope.errors import DownloadError, LimitExceeded, OfflineError, RateLimited, RequestTimeout, ServerError
+from claimscope.retrieve.http import USER_AGENT, parse_retry_after
+from claimscope.retrieve.ids import parse_arxiv_id
 from claimscope.types import PaperRef
 
 

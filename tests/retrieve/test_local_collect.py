@@ -5,9 +5,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-from claimscope.retrieve.local import collect_papers, parse_filename
 
 from claimscope.errors import PaperNotFound
+from claimscope.retrieve.local import collect_papers, parse_filename
 from claimscope.settings import RetrieveSettings
 from claimscope.types import PaperRef
 

@@ -1,8 +1,8 @@
 from __future__ import annotations
 
 import pytest
-from claimscope.retrieve.passages import paper_passages, split_sentences
 
+from claimscope.retrieve.passages import paper_passages, split_sentences
 from claimscope.types import Paper, PaperRef, ParsedDoc, ParsedPage, Passage
 
 

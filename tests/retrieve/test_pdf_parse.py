@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pymupdf
 import pytest
-from claimscope.retrieve.pdf import order_blocks, parse_pdf
 
 from claimscope.errors import EmptyPdf, EncryptedPdf, ImageOnlyPdf, LimitExceeded, PdfUnreadable
+from claimscope.retrieve.pdf import order_blocks, parse_pdf
 
 from .conftest import EXAMPLE_PDF
 

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pymupdf
 import pytest
+
 from claimscope.retrieve import arxiv_source
 from claimscope.retrieve.ids import parse_arxiv_id
 from claimscope.retrieve.local import collect_papers
 from claimscope.retrieve.ratelimit import RateLimiter
-
 from claimscope.types import PaperRef
 
 from .conftest import EXAMPLES

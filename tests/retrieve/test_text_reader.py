@@ -2,7 +2,6 @@ from __future__ import annotations
 
 from claimscope.retrieve.passages import paper_passages
 from claimscope.retrieve.text import parse_text
-
 from claimscope.types import Paper, PaperRef
 
 from .conftest import EXAMPLE_MD, EXAMPLES

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pymupdf
 import pytest
-from claimscope.verify.extract import extract_claims, find_full_sentence, normalize, paper_ref_for
 
 from claimscope.types import Claim, PaperRef
+from claimscope.verify.extract import extract_claims, find_full_sentence, normalize, paper_ref_for
 
 ROOT = Path(__file__).resolve().parents[2]
 PDF = ROOT / "examples" / "papers" / "2005.13013v1.pdf"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from claimscope.verify.numbers import check_numbers, compare_quantities, extract_quantities
 
 # --- evidence sentences copied from the papers ---------------------------------------------------------------------
