@@ -38,7 +38,8 @@ _TEMP_PID = re.compile(r"\.(\d+)\.[^.]+\.tmp$")  # .<name>.<pid>.<random>.tmp
 STALE_TEMP_SECONDS = 3600.0
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id runs (a temp file's writer, say); our own pid counts as alive."""
     if pid == os.getpid():
         return True
     try:
@@ -58,7 +59,7 @@ def sweep_stale_temps(root: Path, older_than: float = STALE_TEMP_SECONDS) -> int
     for tmp in Path(root).rglob(".*.tmp"):
         m = _TEMP_PID.search(tmp.name)
         try:
-            if tmp.is_file() and ((m and not _pid_alive(int(m.group(1)))) or now - tmp.stat().st_mtime > older_than):
+            if tmp.is_file() and ((m and not pid_alive(int(m.group(1)))) or now - tmp.stat().st_mtime > older_than):
                 tmp.unlink()
                 n += 1
         except OSError:

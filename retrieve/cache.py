@@ -18,7 +18,7 @@ from typing import BinaryIO
 
 from pydantic import Field
 
-from claimscope.rundir import write_json
+from claimscope.rundir import pid_alive, write_json
 from claimscope.types import Model, PaperMeta, PaperRef
 
 logger = logging.getLogger(__name__)
@@ -131,12 +131,5 @@ def _writer_alive(part: Path) -> bool:
     pid = next((int(p) for p in reversed(pieces[:-2]) if p.isdigit()), None)
     if pid is None:
         return True  # unknown writer: leave it to the age rule
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
+    return pid_alive(pid)
     return True
