@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import bisect
+import hashlib
 import re
+from typing import Any
 
-from claimscope.types import Paper, ParsedDoc, Passage, content_id
+from claimscope.types import Paper, ParsedDoc, Passage
 
 # Tokens that end with a period but do not end a sentence (lowercased, without the final period).
 ABBREVIATIONS = frozenset(
@@ -17,6 +19,8 @@ ABBREVIATIONS = frozenset(
 _CANDIDATE = re.compile(r"[.!?]+[\"'\u201d\u2019)\]]*(?=\s)")
 _PARA_BREAK = re.compile(r"\n\s*\n")
 _NEXT_START = re.compile(r"\s+([\"'\u201c\u2018(\[\u2022]?[A-Z0-9\u0391-\u03a9])")
+_DOTTED = re.compile(r"(?:[a-z]\.)+[a-z]")  # "e.g", "i.e", "u.s.a"
+_ALNUM = re.compile(r"[^\W_]")  # what str.isalnum accepts
 MAX_SENTENCE_CHARS = 800
 
 
@@ -32,7 +36,7 @@ def _is_abbreviation(text: str, dot: int) -> bool:
         return True
     if len(token) == 1 and token.isalpha():  # initials: "Samuel R. Bowman"
         return True
-    if re.fullmatch(r"(?:[a-z]\.)+[a-z]", token):  # "e.g", "i.e", "u.s.a"
+    if _DOTTED.fullmatch(token):  # "e.g", "i.e", "u.s.a"
         return True
     return False
 
@@ -82,7 +86,7 @@ def split_sentences(text: str) -> list[tuple[int, int]]:
             s += 1
         while e > s and text[e - 1].isspace():
             e -= 1
-        if e > s and any(c.isalnum() for c in text[s:e]):
+        if e > s and _ALNUM.search(text, s, e):
             spans.extend(_split_long(text, s, e))
         prev = cut
     return spans
@@ -102,6 +106,55 @@ def _windows(n: int, size: int, stride: int) -> list[tuple[int, int]]:
     return out
 
 
+def _passage_id(key: str, page: int, start: int, text: str) -> str:
+    """`content_id(key, page, start, text)` (the id Passage derives) with one hash update instead of eight."""
+    return hashlib.sha256(f"{key}\x1f{page}\x1f{start}\x1f{text}\x1f".encode()).hexdigest()[:16]
+
+
+_setattr = object.__setattr__
+
+
+def _construct_fast(values: dict[str, Any]) -> Passage:
+    """What `Passage.model_construct(**values)` does when every field is given, without its per-field loop."""
+    m = Passage.__new__(Passage)
+    _setattr(m, "__dict__", values)
+    _setattr(m, "__pydantic_fields_set__", set(values))
+    _setattr(m, "__pydantic_extra__", None)
+    _setattr(m, "__pydantic_private__", None)
+    return m
+
+
+def _construct_checked() -> Any:
+    """`_construct_fast` when it builds exactly what model_construct builds on this pydantic, else model_construct."""
+    probe = {
+        "id": "0",
+        "paper": "p",
+        "arxiv_id": None,
+        "version": None,
+        "page": 1,
+        "section": None,
+        "start": 0,
+        "end": 1,
+        "text": "x",
+    }
+    try:
+        fast, ref = _construct_fast(dict(probe)), Passage.model_construct(**probe)
+        if (
+            set(probe) == set(Passage.model_fields)
+            and not Passage.__pydantic_post_init__
+            and fast == ref
+            and fast.__pydantic_fields_set__ == ref.__pydantic_fields_set__
+            and fast.model_dump() == ref.model_dump()
+        ):
+            return _construct_fast
+    except Exception:  # any mismatch with pydantic internals: use the public API
+        pass
+    return lambda values: Passage.model_construct(**values)
+
+
+_construct = _construct_checked()
+
+
 def paper_passages(paper: Paper, doc: ParsedDoc, *, window_sentences: int = 2, stride: int = 1) -> list[Passage]:
     """Overlapping windows of `window_sentences` sentences per page, each an exact slice of its page text.
 
@@ -112,8 +165,10 @@ def paper_passages(paper: Paper, doc: ParsedDoc, *, window_sentences: int = 2, s
     out: list[Passage] = []
     section: str | None = None
     key = paper.ref.key
+    arxiv_id, version = paper.ref.arxiv_id, paper.ref.version
     for page in doc.pages:
         text = page.text
+        number = page.number
         heads = sorted(page.headings)
         offsets = [h[0] for h in heads]
         sents = split_sentences(text)
@@ -121,18 +176,21 @@ def paper_passages(paper: Paper, doc: ParsedDoc, *, window_sentences: int = 2, s
             start, end = sents[i][0], sents[j - 1][1]
             k = bisect.bisect_right(offsets, start) - 1
             sec = heads[k][1] if k >= 0 else section
-            # model_construct: the fields are built right here, so skip validation (hot loop); id as Passage derives it
+            # fields built right here: skip validation (hot loop); the id is the one Passage derives
+            chunk = text[start:end]
             out.append(
-                Passage.model_construct(
-                    id=content_id(key, page.number, start, text[start:end]),
-                    paper=key,
-                    arxiv_id=paper.ref.arxiv_id,
-                    version=paper.ref.version,
-                    page=page.number,
-                    section=sec,
-                    start=start,
-                    end=end,
-                    text=text[start:end],
+                _construct(
+                    {
+                        "id": _passage_id(key, number, start, chunk),
+                        "paper": key,
+                        "arxiv_id": arxiv_id,
+                        "version": version,
+                        "page": number,
+                        "section": sec,
+                        "start": start,
+                        "end": end,
+                        "text": chunk,
+                    }
                 )
             )
         if heads:

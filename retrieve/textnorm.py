@@ -43,6 +43,10 @@ _NUMBERED_HEADING_RE = re.compile(r"^(?:\d{1,2}(?:\.\d{1,2}){0,3}\.?|[A-H](?:\.\
 _LETTER_HEADING_RE = re.compile(r"^[A-H]\.?\s+(.{3,40})$")
 
 
+def has_ligature(text: str) -> bool:
+    return _LIG_RE.search(text) is not None
+
+
 def fix_ligatures(text: str) -> str:
     return _LIG_RE.sub(lambda m: LIGATURES[m.group(0)], text)
 
@@ -89,12 +93,11 @@ class Dehyphenator:
 
         Built lazily with one regex pass; a word split by a line break ("perfor-\\nmance") is not in it."""
         if self._vocab is None:
-            vocab: set[str] = set()
-            for tok in set(_TOKEN_L.findall("\n".join(self._texts).lower())):
-                vocab.add(tok)
-                if "-" in tok:
-                    parts = tok.split("-")
-                    vocab.update(parts)
+            vocab: set[str] = set(_TOKEN_L.findall("\n".join(self._texts).lower()))
+            for tok in [t for t in vocab if "-" in t]:
+                parts = tok.split("-")
+                vocab.update(parts)
+                if len(parts) > 2:
                     vocab.update(f"{a}-{b}" for a, b in zip(parts, parts[1:], strict=False))
             self._vocab = vocab
         return form in self._vocab
