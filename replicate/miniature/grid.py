@@ -21,8 +21,9 @@ from ..fileio import write_json
 
 logger = logging.getLogger(__name__)
 
-# XLM-R architecture at miniature sizes (non-embedding parameters: about 0.4M, 3.2M, 19M, 57M).
+# XLM-R architecture at miniature sizes (non-embedding parameters: about 0.05M, 0.4M, 3.2M, 19M, 57M).
 MODEL_SIZES: dict[str, dict[str, int]] = {
+    "xxs": {"layers": 1, "hidden": 64, "heads": 2, "ffn": 256},
     "xs": {"layers": 2, "hidden": 128, "heads": 2, "ffn": 512},
     "s": {"layers": 4, "hidden": 256, "heads": 4, "ffn": 1024},
     "m": {"layers": 6, "hidden": 512, "heads": 8, "ffn": 2048},
