@@ -16,18 +16,18 @@ def plot_gap_vs_size(replication: Path, out: Path, target: str = "debsec") -> Pa
 
     doc: dict[str, Any] = json.loads(Path(replication).read_text(encoding="utf-8"))
     rows = [r for r in doc["summary"] if r["target"] == target and r.get("params")]
-    rows.sort(key=lambda r: r["params"]["total"])
+    rows.sort(key=lambda r: r["params"]["non_embedding"])
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
     for key, label, marker in (("baseline", "target task only", "o"), ("debmatch", "+ English intermediate task", "s")):
-        xs = [r["params"]["total"] / 1e6 for r in rows]
+        xs = [r["params"]["non_embedding"] / 1e6 for r in rows]
         ys = [r[f"{key}_gap"]["mean"] for r in rows]
         err = [r[f"{key}_gap"]["ci95"] or 0.0 for r in rows]
         ax.errorbar(xs, ys, yerr=err, marker=marker, capsize=3, label=label)
     for r in rows:
-        ax.annotate(r["size"], (r["params"]["total"] / 1e6, r["baseline_gap"]["mean"]), textcoords="offset points",
-                    xytext=(4, 4), fontsize=8)  # fmt: skip
+        ax.annotate(r["size"], (r["params"]["non_embedding"] / 1e6, r["baseline_gap"]["mean"]),
+                    textcoords="offset points", xytext=(4, 4), fontsize=8)
     ax.set_xscale("log")
-    ax.set_xlabel("parameters (millions, incl. embeddings)")
+    ax.set_xlabel("non-embedding parameters (millions, log scale)")
     ax.set_ylabel("English minus non-English accuracy (points)")
     ax.set_title(f"Miniature ({target}): gap vs model size, 95% CI over seeds", fontsize=9)
     ax.axhline(0, color="grey", lw=0.5)

@@ -16,7 +16,7 @@ def test_miniature_summary_becomes_rows_with_published_gaps_beside():
     assert summary.scale == "miniature" and summary.hardware == "NVIDIA H200"
     gaps = [r for r in summary.rows if r.metric == "gap (en − rest)" and r.ours is not None]
     sizes = {r.size.split()[0] for r in gaps}
-    assert sizes == {"xs", "s"}
+    assert sizes == {"xxs", "xs", "s"}
     raw = json.loads(MINIATURE.read_text())
     xs = next(s for s in raw["summary"] if s["size"] == "xs" and s["target"] == "debsec")
     row = next(r for r in gaps if r.size.startswith("xs") and r.task == "debsec" and r.intermediate is None)
