@@ -112,6 +112,25 @@ def test_html_in_paper_and_claim_renders_as_text(ws, clean, probe):
     assert any("<script>" in e["quote"] and e["paper"] == SCRIPT_PAPER for e in k4["evidence"])
 
 
+def _run_and_kill(command: list[str], ws: Path, point: str, cond, o) -> None:  # type: ignore[no-untyped-def]
+    """Start `command`, SIGKILL it once `cond()` holds (or let it finish), and note which happened in `o`."""
+    with open(ws / f"{point}.stderr", "w") as err:
+        proc = subprocess.Popen(command, env=_env(ws), stdout=subprocess.DEVNULL, stderr=err, cwd=ws)
+        try:
+            t0 = time.monotonic()
+            while proc.poll() is None and not cond():
+                time.sleep(0.001)
+            if proc.poll() is None:
+                os.kill(proc.pid, signal.SIGKILL)
+                o.notes.append(f"killed after {time.monotonic() - t0:.2f}s")
+            else:
+                o.notes.append(f"finished (rc {proc.returncode}) before the kill point")
+            proc.wait(30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+
+
 def _kill_condition(point: str, out: Path, rng: random.Random, clean_seconds: float):  # type: ignore[no-untyped-def]
     deadline = {"t": None}
     files = {
@@ -141,21 +160,7 @@ def kill_and_resume(ws: Path, clean: tuple[Path, float], point: str, o) -> None:
     out = ws / f"killed_{point}"
     rng = random.Random(f"claimscope-{point}")
     cond = _kill_condition(point, out, rng, clean_seconds)
-    with open(ws / f"{point}.stderr", "w") as err:
-        proc = subprocess.Popen(_command(ws, out), env=_env(ws), stdout=subprocess.DEVNULL, stderr=err, cwd=ws)
-        try:
-            t0 = time.monotonic()
-            while proc.poll() is None and not cond():
-                time.sleep(0.002)
-            if proc.poll() is None:
-                os.kill(proc.pid, signal.SIGKILL)
-                o.notes.append(f"killed after {time.monotonic() - t0:.2f}s")
-            else:
-                o.notes.append(f"finished (rc {proc.returncode}) before the kill point")
-            proc.wait(30)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
+    _run_and_kill(_command(ws, out), ws, point, cond, o)
     stderr = (ws / f"{point}.stderr").read_text()
     assert "Traceback" not in stderr, stderr[-3000:]
     lost = half_written(out)
@@ -228,22 +233,7 @@ def kill_and_rerun_reverify(ws: Path, clean, reverified, point: str, o) -> None:
     else:
         delay, start = rng.uniform(0.5, max(1.0, ref_seconds * 0.6)), time.monotonic()
         cond = lambda: time.monotonic() - start >= delay  # noqa: E731
-    with open(ws / f"{point}.stderr", "w") as err:
-        proc = subprocess.Popen(_reverify_command(ws, out), env=_env(ws), stdout=subprocess.DEVNULL, stderr=err,
-                                cwd=ws)
-        try:
-            t0 = time.monotonic()
-            while proc.poll() is None and not cond():
-                time.sleep(0.001)
-            if proc.poll() is None:
-                os.kill(proc.pid, signal.SIGKILL)
-                o.notes.append(f"killed after {time.monotonic() - t0:.2f}s")
-            else:
-                o.notes.append(f"finished (rc {proc.returncode}) before the kill point")
-            proc.wait(30)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
+    _run_and_kill(_reverify_command(ws, out), ws, point, cond, o)
     assert "Traceback" not in (ws / f"{point}.stderr").read_text()
     lost = half_written(out)
     o.notes += [f"after kill: {p}" for p in lost]
