@@ -194,9 +194,21 @@ def _load_docs(run: Run, papers: list[Paper]) -> list:
 
 
 def verify_fingerprint(claims: list[Claim], passages: list[Passage], vs: VerifySettings) -> str:
-    """What the verify stage's output depends on (also recorded by `claimscope reverify`)."""
+    """What the verify stage's output depends on (also recorded by `claimscope reverify`): claims, passages,
+    settings, and the shipped model files, so an upgraded stance adapter or aggregator is not hidden by a resume."""
     return _fingerprint("verify", [c.model_dump(mode="json") for c in claims], [p.id for p in passages],
-                        vs.model_dump(mode="json"))
+                        vs.model_dump(mode="json"), _shipped_models_state())
+
+
+def _shipped_models_state() -> list[tuple[str, int, str]]:
+    from claimscope.verify import aggregate
+
+    models = Path(aggregate.__file__).parent / "models"
+    if not models.is_dir():
+        return []
+    return sorted((str(p.relative_to(models)), p.stat().st_size, hashlib.sha256(p.read_bytes()).hexdigest()[:16])
+                  for p in models.rglob("*") if p.is_file() and p.suffix in {".json", ".safetensors"}
+                  and p.name != "oof.jsonl")
 
 
 def stage_verify(run: Run, claims: list[Claim], papers: list[Paper], passages: list[Passage]) -> list[Verdict]:
