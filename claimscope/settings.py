@@ -45,6 +45,15 @@ class VerifySettings(_Section):
     max_claims: int = Field(5000, description="claims read from one file at most")
     max_passages: int = Field(2_000_000, description="passages indexed at most")
     batch_size: int = Field(32, description="encoder batch size")
+    embed_precision: Literal["auto", "fp32", "bf16"] = Field(
+        "auto", description="embedding inference dtype on CPU: 'auto' = bf16 autocast when the CPU has native bf16 "
+        "(AVX-512 BF16/AMX; ~2.6x faster, cosine to fp32 >= 0.9999, benchmarks/embed_speed.py), else fp32; "
+        "'fp32' = full precision"
+    )
+    stance_precision: Literal["auto", "fp32", "bf16"] = Field(
+        "auto", description="bundled stance cross-encoder inference dtype on CPU, as embed_precision "
+        "(bf16 + unpadded batches: ~3.8x faster than the old fp32 path, probabilities within 0.02 of fp32)"
+    )
 
 
 class ReportSettings(_Section):
