@@ -60,8 +60,9 @@ class Hit:
 
 class EvidenceIndex:
     def __init__(self, passages: list[Passage], embeddings: np.ndarray, model_name: str,
-                 additions: list[dict] | None = None) -> None:
+                 additions: list[dict] | None = None, precision: str = "auto") -> None:
         self.passages = passages
+        self.precision = precision  # embedding inference precision (VerifySettings.embed_precision)
         self.embeddings = embeddings.astype(np.float32, copy=False)
         self.model_name = model_name
         self.additions = additions or []
@@ -72,13 +73,14 @@ class EvidenceIndex:
     # ---- building -------------------------------------------------------------------------------------------
     @classmethod
     def build(cls, passages: list[Passage], model_name: str, *, batch_size: int = 32,
-              max_passages: int = 2_000_000) -> EvidenceIndex:
+              max_passages: int = 2_000_000, precision: str = "auto") -> EvidenceIndex:
         passages = _unique(passages)
         if len(passages) > max_passages:
             raise LimitExceeded("index", f"{len(passages)} passages exceed verify.max_passages={max_passages}")
         t0 = time.perf_counter()
-        emb = embed_texts([p.text for p in passages], model_name, batch_size=batch_size)
-        index = cls(passages, emb, model_name, [{"added": len(passages), "at": _now(), "reason": "build"}])
+        emb = embed_texts([p.text for p in passages], model_name, batch_size=batch_size, precision=precision)
+        index = cls(passages, emb, model_name, [{"added": len(passages), "at": _now(), "reason": "build"}],
+                    precision=precision)
         logger.info("embedded %d passages in %.1fs", len(passages), time.perf_counter() - t0)
         return index
 
@@ -87,7 +89,7 @@ class EvidenceIndex:
         fresh = [p for p in _unique(new) if p.id not in self._id_to_idx]
         if not fresh:
             return []
-        emb = embed_texts([p.text for p in fresh], self.model_name, batch_size=batch_size)
+        emb = embed_texts([p.text for p in fresh], self.model_name, batch_size=batch_size, precision=self.precision)
         start = len(self.passages)
         self.passages = self.passages + fresh
         self.embeddings = np.vstack([self.embeddings, emb]) if len(self.embeddings) else emb
@@ -143,10 +145,11 @@ class EvidenceIndex:
 
     @classmethod
     def load_or_build(cls, directory: Path, passages: list[Passage], model_name: str, *,
-                      batch_size: int = 32, max_passages: int = 2_000_000) -> EvidenceIndex:
+                      batch_size: int = 32, max_passages: int = 2_000_000, precision: str = "auto") -> EvidenceIndex:
         passages = _unique(passages)
         existing = cls.load(directory, passages)
         if existing is not None and existing.model_name == model_name:
+            existing.precision = precision
             if corpus_hash(existing.passages) == corpus_hash(passages):
                 logger.info("reusing evidence index in %s (%d passages)", directory, len(passages))
                 return existing
@@ -155,7 +158,7 @@ class EvidenceIndex:
                 logger.info("added %d new passages to the index in %s", len(added), directory)
                 existing.save(directory)
                 return existing
-        index = cls.build(passages, model_name, batch_size=batch_size, max_passages=max_passages)
+        index = cls.build(passages, model_name, batch_size=batch_size, max_passages=max_passages, precision=precision)
         index.save(directory)
         return index
 
@@ -183,7 +186,9 @@ class EvidenceIndex:
         """Top-k fused hits per query; `allowed[i]` restricts query i to passages of those paper keys."""
         if not self.passages:
             return [[] for _ in queries]
-        q_emb = query_embeddings if query_embeddings is not None else embed_texts(list(queries), self.model_name)
+        if query_embeddings is None:
+            query_embeddings = embed_texts(list(queries), self.model_name, precision=self.precision)
+        q_emb = query_embeddings
         bm25 = self._bm25_index()
         q_tokens = _tokenize(queries)
         vocab = q_tokens.vocab

@@ -25,7 +25,7 @@ class Verifier:
         self.index = index
         self.papers = {p.ref.key: p for p in papers if not p.secondary}
         self.settings = settings
-        self.scorer = load_scorer(settings.stance_model)
+        self.scorer = load_scorer(settings.stance_model, precision=settings.stance_precision)
         self.aggregator = Aggregator.load()
 
     @classmethod
@@ -34,7 +34,8 @@ class Verifier:
         usable = {p.ref.key for p in papers if not p.secondary}
         evidence_passages = [p for p in passages if p.paper in usable]
         index = EvidenceIndex.load_or_build(index_dir, evidence_passages, settings.embedding_model,
-                                            batch_size=settings.batch_size, max_passages=settings.max_passages)
+                                            batch_size=settings.batch_size, max_passages=settings.max_passages,
+                                            precision=settings.embed_precision)
         return cls(index, papers, settings)
 
     @property

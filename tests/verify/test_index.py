@@ -56,3 +56,29 @@ def test_index_is_persisted_reused_and_extended_without_re_embedding(passages, t
     manifest = json.loads((directory / MANIFEST).read_text())
     assert [a["added"] for a in manifest["additions"]] == [3, 2]
     assert not (tmp_path / "index.tmp").exists()
+
+
+def test_bf16_embeddings_stay_within_rounding_of_fp32(passages):
+    from claimscope.verify.index import embed_texts
+
+    texts = [p.text for p in passages]
+    fp32 = embed_texts(texts, BUNDLED, precision="fp32")
+    bf16 = embed_texts(texts, BUNDLED, precision="bf16")
+    cosines = (fp32 * bf16).sum(axis=1)
+    assert cosines.min() >= 0.999, cosines
+
+
+def test_index_passes_its_precision_to_every_embedding(passages, monkeypatch):
+    import claimscope.verify.index as mod
+
+    seen: list[str] = []
+    real = mod.embed_texts
+    def spy(texts, *a, **k):  # type: ignore[no-untyped-def]
+        seen.append(k.get("precision"))
+        return real(texts, *a, **k)
+
+    monkeypatch.setattr(mod, "embed_texts", spy)
+    index = EvidenceIndex.build(passages[:2], BUNDLED, precision="fp32")
+    index.add(passages[2:3])
+    index.search("languages", 2)
+    assert seen == ["fp32", "fp32", "fp32"]
