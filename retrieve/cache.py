@@ -6,7 +6,6 @@ over the target, so a killed download leaves no file under the final name (a sta
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import tempfile
@@ -18,7 +17,7 @@ from typing import BinaryIO
 
 from pydantic import Field
 
-from claimscope.rundir import pid_alive, write_json
+from claimscope.rundir import pid_alive, sha256_file, write_json
 from claimscope.types import Model, PaperMeta, PaperRef
 
 logger = logging.getLogger(__name__)
@@ -39,12 +38,6 @@ class CacheEntry(Model):
     notes: list[str] = Field(default_factory=list)
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 class PaperCache:

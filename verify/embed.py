@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from claimscope.rundir import sha256_file
 from claimscope.types import ModelInfo
 
 if TYPE_CHECKING:
@@ -70,12 +70,6 @@ def resolve_model_path(name: str) -> str:
     return name
 
 
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 @lru_cache(maxsize=4)
@@ -83,7 +77,7 @@ def _weights_sha(path: str) -> str | None:
     for candidate in ("model.safetensors", "pytorch_model.bin"):
         p = Path(path) / candidate
         if p.is_file():
-            return file_sha256(p)
+            return sha256_file(p)
     return None
 
 

@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -24,6 +23,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from claimscope.errors import ClaimscopeError, NetworkError, RateLimited, ServerError
+from claimscope.rundir import sha256_file
 from claimscope.types import ModelInfo
 
 logger = logging.getLogger(__name__)
@@ -46,12 +46,6 @@ class StanceScorer(Protocol):
         ...
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 # ------------------------------------------------------------------------------------------------ cross-encoders
