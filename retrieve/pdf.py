@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import Iterable
 from pathlib import Path
 
 import pymupdf
@@ -159,38 +160,34 @@ def _title_from_first_page(textpage: pymupdf.TextPage, page_rect: pymupdf.Rect) 
     _mupdf.fz_print_stext_page_as_json(out, textpage.this, _JSON_SCALE)  # coordinates and sizes printed as ints
     out.fz_close_output()
     top = (page_rect.y0 + page_rect.height / 3) * _JSON_SCALE
-    best: tuple[float, list[str]] = (0.0, [])
-    for block in json.loads(buf.fz_buffer_extract())["blocks"]:
-        if block.get("type") != "text" or block["bbox"]["y"] > top:
-            continue
-        for line in block.get("lines", ()):
-            text = line["text"].strip()
-            if not text:
-                continue
-            size = line["font"]["size"] / _JSON_SCALE
-            if size > best[0] + 0.5:
-                best = (size, [text])
-            elif abs(size - best[0]) <= 0.5:
-                best[1].append(text)
-    title = " ".join(best[1]).strip()
-    return fix_ligatures(title) or None
+    blocks = json.loads(buf.fz_buffer_extract())["blocks"]
+    return _largest_font_lines(
+        (line["font"]["size"] / _JSON_SCALE, line["text"])
+        for block in blocks if block.get("type") == "text" and block["bbox"]["y"] <= top
+        for line in block.get("lines", ())
+    )
 
 
 def _title_from_dict(textpage: pymupdf.TextPage, page_rect: pymupdf.Rect) -> str | None:
     top = page_rect.y0 + page_rect.height / 3
+    return _largest_font_lines(
+        (line["spans"][0]["size"], "".join(s["text"] for s in line["spans"]))
+        for block in textpage.extractDICT()["blocks"] if block.get("bbox", (0, 0, 0, top + 1))[1] <= top
+        for line in block.get("lines", [])
+    )
+
+
+def _largest_font_lines(lines: Iterable[tuple[float, str]]) -> str | None:
+    """The lines (size, text) in the largest font, joined: sizes within 0.5 pt count as the same font."""
     best: tuple[float, list[str]] = (0.0, [])
-    for block in textpage.extractDICT()["blocks"]:
-        if block.get("bbox", (0, 0, 0, top + 1))[1] > top:
+    for size, raw in lines:
+        text = raw.strip()
+        if not text:
             continue
-        for line in block.get("lines", []):
-            text = "".join(s["text"] for s in line["spans"]).strip()
-            if not text:
-                continue
-            size = line["spans"][0]["size"]
-            if size > best[0] + 0.5:
-                best = (size, [text])
-            elif abs(size - best[0]) <= 0.5:
-                best[1].append(text)
+        if size > best[0] + 0.5:
+            best = (size, [text])
+        elif abs(size - best[0]) <= 0.5:
+            best[1].append(text)
     title = " ".join(best[1]).strip()
     return fix_ligatures(title) or None
 
