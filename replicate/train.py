@@ -73,21 +73,31 @@ def bucketed_batches(
 
 
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    return named_param_groups(model.named_parameters(), weight_decay)
+
+
+def named_param_groups(named: Any, weight_decay: float, *, stacked: bool = False) -> list[dict[str, Any]]:
+    """Weight decay on matrices only: biases and LayerNorm weights are not decayed (as in the HF Trainer).
+    `stacked`: each tensor holds several models' copies along a leading dimension (replicate.stacked)."""
     decay, no_decay = [], []
-    for name, p in model.named_parameters():
+    for name, p in named:
         if not p.requires_grad:
             continue
-        (
-            no_decay if p.ndim < 2 or "LayerNorm" in name or "layer_norm" in name or name.endswith("bias") else decay
-        ).append(p)
+        vector = p.ndim - stacked < 2
+        norm = "LayerNorm" in name or "layer_norm" in name
+        (no_decay if vector or norm or name.endswith("bias") else decay).append(p)
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
 def make_optimizer(model: nn.Module, lr: float, spec: TrainSpec, device: torch.device) -> torch.optim.Optimizer:
+    return adamw(param_groups(model, spec.weight_decay), lr, spec, device)
+
+
+def adamw(groups: list[dict[str, Any]], lr: float, spec: TrainSpec, device: torch.device) -> torch.optim.Optimizer:
     kwargs: dict[str, Any] = {"lr": lr, "eps": spec.adam_eps}
     if device.type == "cuda" and spec.fused_adamw:
         kwargs["fused"] = True
-    return torch.optim.AdamW(param_groups(model, spec.weight_decay), **kwargs)
+    return torch.optim.AdamW(groups, **kwargs)
 
 
 def clip_and_step(opt: torch.optim.Optimizer, params: list[torch.Tensor], max_norm: float | None) -> None:

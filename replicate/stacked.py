@@ -1,0 +1,202 @@
+"""Several grid cells trained as one batched model on one GPU.
+
+Phase 3 of the X-STILTs grid fine-tunes one encoder per intermediate setting (plus the no-intermediate baseline) on the
+same target task with the same hyper-parameters and, for one seed, the same batches. Trained one after another, each
+run feeds the GPU matmuls of 32 sequences, too small to keep an H200 busy. Here K such models have their weights
+stacked along a new leading dimension (`torch.func.stack_module_state`) and one `vmap`-ed forward and backward trains
+all K at once: every model still sees the recipe's batch of 32, keeps its own gradients, its own AdamW state (AdamW is
+element-wise, so one optimiser over stacked tensors is K independent optimisers) and its own gradient clipping, so the
+result equals K separate runs (tested on CPU), while the GPU sees K-times larger matmuls.
+
+After stacking, each original model's parameters are replaced by views into the stacked tensors, so the models stay
+usable (evaluation, saving) and always hold the current weights without any copying.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+from torch.func import functional_call, stack_module_state, vmap
+
+from .config import TaskSpec, TrainSpec
+from .dist import DistEnv
+from .model import MultiTaskModel, collate, drop_full_mask
+from .train import PhaseResult, TaskStream, adamw, autocast, linear_schedule, named_param_groups
+
+logger = logging.getLogger(__name__)
+
+
+class StackedModels:
+    """K models of identical structure trained as one: `__call__(task, batch)` returns K losses and K logits."""
+
+    def __init__(self, models: list[nn.Module], *, compile_forward: bool = False) -> None:
+        if len(models) < 1:
+            raise ValueError("StackedModels needs at least one model")
+        shapes = [[(n, tuple(p.shape)) for n, p in m.named_parameters()] for m in models]
+        if any(s != shapes[0] for s in shapes[1:]):
+            raise ValueError("stacked models must have the same structure (same architecture and the same heads)")
+        self.models = models
+        self.n = len(models)
+        self.params, self.buffers = stack_module_state(models)  # type: ignore[arg-type]
+        self.template = copy.deepcopy(models[0]).to("meta")
+        for i, m in enumerate(models):
+            _point_into(m, self.params, self.buffers, i)
+        self._forward = self._vmapped
+        if compile_forward:
+            self._forward = torch.compile(self._vmapped)  # type: ignore[assignment]
+
+    def train(self, mode: bool = True) -> StackedModels:
+        self.template.train(mode)
+        return self
+
+    def parameters(self) -> list[torch.Tensor]:
+        return list(self.params.values())
+
+    def param_groups(self, weight_decay: float) -> list[dict[str, Any]]:
+        return named_param_groups(self.params.items(), weight_decay, stacked=True)
+
+    def _vmapped(
+        self, params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor], task: str, batch: dict[str, Any]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        def one(p: dict[str, torch.Tensor], b: dict[str, torch.Tensor], x: dict[str, Any]) -> Any:
+            return functional_call(self.template, (p, b), (task, x))
+
+        # randomness="different": each model draws its own dropout masks, as separate runs would
+        return vmap(one, in_dims=(0, 0, None), randomness="different")(params, buffers, batch)
+
+    def __call__(self, task: str, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+        return self._forward(self.params, self.buffers, task, batch)
+
+
+def _point_into(model: nn.Module, params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor], i: int) -> None:
+    """Make `model`'s parameters and buffers views of slice `i` of the stacked tensors (shared memory, no copy)."""
+    for name, _ in list(model.named_parameters()):
+        owner, attr = _owner(model, name)
+        owner._parameters[attr] = nn.Parameter(params[name].detach()[i], requires_grad=False)
+    for name, _ in list(model.named_buffers()):
+        owner, attr = _owner(model, name)
+        owner._buffers[attr] = buffers[name][i]
+
+
+def _owner(model: nn.Module, dotted: str) -> tuple[nn.Module, str]:
+    *path, attr = dotted.split(".")
+    mod = model
+    for part in path:
+        mod = getattr(mod, part)
+    return mod, attr
+
+
+def per_model_grad_norms(grads: list[torch.Tensor], n: int) -> torch.Tensor:
+    """The global gradient norm of each of the n stacked models, as one tensor [n] (no device sync)."""
+    squares = torch.stack([g.float().reshape(n, -1).pow(2).sum(1) for g in grads]).sum(0)
+    return squares.sqrt()
+
+
+def clip_per_model(params: list[torch.Tensor], max_norm: float, n: int) -> torch.Tensor:
+    """Scale each model's gradients by min(1, max_norm / (norm + 1e-6)), exactly what `clip_grad_norm_` does to
+    each model alone. Returns the norms before clipping."""
+    grads = [p.grad for p in params if p.grad is not None]
+    norms = per_model_grad_norms(grads, n)
+    scale = torch.clamp(max_norm / (norms + 1e-6), max=1.0)
+    for g in grads:
+        g.mul_(scale.to(g.dtype).view(n, *([1] * (g.dim() - 1))))
+    return norms
+
+
+def train_phase_stacked(
+    models: list[MultiTaskModel],
+    task: TaskSpec,
+    features: list[dict[str, Any]],
+    spec: TrainSpec,
+    env: DistEnv,
+    *,
+    lr: float,
+    epochs: float,
+    seed: int,
+    pad_id: int,
+    eval_fn: Callable[[MultiTaskModel], float] | None = None,
+    progress: Callable[[int, int, torch.Tensor], None] | None = None,
+) -> list[PhaseResult]:
+    """Train K models on one task with identical batches (the same seed); returns one PhaseResult per model.
+
+    Same schedule, clipping, autocast and per-epoch English-dev model selection as `train.train_phase`, per model.
+    One device only: under torchrun, stack cells inside each rank's own runs instead.
+    """
+    if env.enabled:
+        raise ValueError("stacked training runs on one device; run grid cells as separate processes under torchrun")
+    if not features:
+        raise ValueError(f"no training examples for {task.name}")
+    device = env.device
+    n = len(models)
+    for m in models:
+        m.to(device)
+    stacked = StackedModels(models, compile_forward=spec.compile and device.type == "cuda").train()
+    micro = min(task.batch_size, spec.per_device_batch or task.batch_size)
+    accum = max(1, task.batch_size // micro)
+    stream = TaskStream(task, features, micro, accum, seed, env, spec.bucket_size)
+    steps_per_epoch = max(1, stream.batches_per_pass() // accum)
+    total = max(1, int(round(steps_per_epoch * epochs)))
+    if spec.max_steps is not None:
+        total = min(total, spec.max_steps)
+    params = stacked.parameters()
+    opt = adamw(stacked.param_groups(spec.weight_decay), lr, spec, device)
+    sched = linear_schedule(opt, total, spec.warmup_ratio)
+    torch.manual_seed(seed)
+    results = [PhaseResult() for _ in range(n)]
+    best = [(-math.inf, None)] * n
+    loss_hist: list[torch.Tensor] = []
+    t0 = time.perf_counter()
+    for step in range(total):
+        for _ in range(accum):
+            feats = stream.next()
+            batch = collate(feats, pad_id)
+            n_tokens = int(batch["attention_mask"].sum())
+            batch = {k: v.to(device, non_blocking=True) for k, v in drop_full_mask(batch).items()}
+            with autocast(spec, device):
+                losses, _ = stacked(task.name, batch)
+            (losses.sum() / accum).backward()
+            for r in results:
+                r.examples += len(feats)
+                r.tokens += n_tokens
+        if spec.max_grad_norm:
+            clip_per_model(params, spec.max_grad_norm, n)
+        opt.step()
+        sched.step()
+        opt.zero_grad(set_to_none=True)
+        for r in results:
+            r.steps += 1
+        if step % 10 == 0 or step == total - 1:
+            loss_hist.append(losses.detach())
+        if progress is not None:
+            progress(step + 1, total, losses.detach().mean())
+        end_of_epoch = (step + 1) % steps_per_epoch == 0 or step == total - 1
+        if eval_fn is not None and end_of_epoch:
+            stacked.train(False)
+            for i, m in enumerate(models):
+                m.eval()
+                score = eval_fn(m)
+                results[i].dev_scores.append(round(score, 4))
+                if spec.select_on_dev and score > best[i][0]:
+                    results[i].best_epoch = len(results[i].dev_scores)
+                    best[i] = (score, {k: v.detach().cpu().clone() for k, v in m.state_dict().items()})
+            stacked.train(True)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - t0
+    history = torch.stack(loss_hist).float().cpu() if loss_hist else None
+    for i, (m, r) in enumerate(zip(models, results, strict=True)):
+        r.seconds = seconds  # the models trained together: each took the whole wall time
+        r.losses = [round(float(x), 5) for x in history[:, i]] if history is not None else []
+        score, state = best[i]
+        if state is not None and r.best_epoch != len(r.dev_scores):
+            m.load_state_dict(state)
+            logger.info("model selection (stacked model %d): kept epoch %s (dev %.2f)", i, r.best_epoch, score)
+        m.eval()
+    return results
