@@ -8,6 +8,8 @@ tokens and extractive QA at 384 tokens, through the replicate package's own mode
 - naive-eager: fp32, eager attention, for-each AdamW: the slowest plain PyTorch loop
 - optimised:   bf16 autocast, SDPA attention, fused AdamW, torch.compile, one process alone on the GPU
 - shared:      N optimised processes training at the same time (N grid cells sharing the GPU); aggregate rate
+- stacked:     N grid cells trained as one batched model (replicate.stacked: weights stacked, one vmapped and compiled
+               step, each cell its own batch of 32, its own AdamW state and gradient clipping); aggregate rate
 
 A mode may carry variant flags: `optimised+cg` (CUDA graphs: compile mode reduce-overhead), `+nomask` (no attention
 mask: exact when a batch has no padding, which length bucketing makes common), `+noclip` (no gradient clipping;
@@ -47,18 +49,19 @@ TASKS = {"cls": ("classification", 128), "qa": ("qa", 384)}
 # (model, task, mode, processes) in the order run, most important first; `--budget` skips what does not start in time
 FULL_PLAN = [
     ("xlm-roberta-large", "cls", "naive", 1),
-    ("xlm-roberta-large", "cls", "naive-eager", 1),
     ("xlm-roberta-large", "cls", "optimised", 1),
-    ("xlm-roberta-large", "cls", "shared", 4),
+    ("xlm-roberta-large", "cls", "stacked", 4),
+    ("xlm-roberta-large", "cls", "stacked", 8),
     ("xlm-roberta-large", "qa", "naive", 1),
     ("xlm-roberta-large", "qa", "optimised", 1),
-    ("xlm-roberta-large", "qa", "shared", 3),
+    ("xlm-roberta-large", "qa", "stacked", 4),
     ("xlm-roberta-base", "cls", "naive", 1),
     ("xlm-roberta-base", "cls", "optimised", 1),
-    ("xlm-roberta-base", "cls", "shared", 4),
+    ("xlm-roberta-base", "cls", "stacked", 8),
+    ("xlm-roberta-large", "cls", "shared", 4),
+    ("xlm-roberta-large", "cls", "naive-eager", 1),
     ("xlm-roberta-base", "qa", "naive", 1),
     ("xlm-roberta-base", "qa", "optimised", 1),
-    ("xlm-roberta-large", "cls", "shared", 6),
 ]
 # Variants that show where the time goes (a second run: `--cases variants`)
 VARIANTS_PLAN = [
@@ -115,13 +118,16 @@ def measure(
     go_file: str | None = None,
     ready_file: str | None = None,
     profile: bool = False,
+    stack: int = 1,
 ) -> dict[str, Any]:
-    """Train steps on random tokens for `seconds` after `warmup` steps; returns the rates."""
+    """Train steps on random tokens for `seconds` after `warmup` steps; returns the rates. `stack` > 1: that many
+    models (grid cells) trained as one batched model, each on its own batch of `batch` sequences."""
     import torch
 
     from replicate.config import TaskSpec, TrainSpec
     from replicate.model import build_model, load_encoder
-    from replicate.train import autocast, clip_and_step, make_optimizer
+    from replicate.stacked import StackedModels, clip_per_model
+    from replicate.train import adamw, autocast, clip_and_step, make_optimizer
 
     base_mode, *flags = mode.split("+")
     naive = base_mode.startswith("naive")
@@ -139,14 +145,22 @@ def measure(
     if dev.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = False  # fp32 means fp32 (PyTorch's default)
         torch.backends.cudnn.allow_tf32 = False
-    torch.manual_seed(0)
-    with dev:
-        encoder = load_encoder("random", attn_implementation=attn, config=_config(model_name, attn))
-        model = build_model(encoder, [task])
+    stacked = None
+    models = []
+    for i in range(stack):
+        torch.manual_seed(i)
+        with dev:
+            encoder = load_encoder("random", attn_implementation=attn, config=_config(model_name, attn))
+            models.append(build_model(encoder, [task]))
+    model = models[0]
     model.to(dev).train()
-    if spec.compile:
-        model.encoder = torch.compile(model.encoder, mode=compile_mode)  # type: ignore[assignment]
-    opt = make_optimizer(model, 1e-5, spec, dev)
+    if stack > 1:  # K cells as one batched model (replicate.stacked), the whole vmapped step compiled
+        stacked = StackedModels(models, compile_forward=spec.compile).train()
+        opt = adamw(stacked.param_groups(spec.weight_decay), 1e-5, spec, dev)
+    else:
+        if spec.compile:
+            model.encoder = torch.compile(model.encoder, mode=compile_mode)  # type: ignore[assignment]
+        opt = make_optimizer(model, 1e-5, spec, dev)
     vocab = SIZES[model_name]["vocab"]
     g = torch.Generator(device="cpu").manual_seed(1)
     ids = torch.randint(5, vocab, (batch, seq_len), generator=g).to(dev)
@@ -158,7 +172,7 @@ def measure(
         batch_t["end_positions"] = torch.randint(0, seq_len, (batch,), generator=g).to(dev)
     else:
         batch_t["labels"] = torch.randint(0, 3, (batch,), generator=g).to(dev)
-    params = [p for p in model.parameters() if p.requires_grad]
+    params = stacked.parameters() if stacked else [p for p in model.parameters() if p.requires_grad]
 
     clip = "noclip" not in flags
     graphs = spec.compile and compile_mode == "reduce-overhead"
@@ -167,9 +181,14 @@ def measure(
         if graphs:
             torch.compiler.cudagraph_mark_step_begin()
         with autocast(spec, dev):
-            loss, _ = model(task_key, batch_t)
-        loss.backward()
-        clip_and_step(opt, params, 1.0 if clip else None)  # the pipeline's own clip + step
+            loss, _ = (stacked or model)(task_key, batch_t)
+        loss.sum().backward()
+        if stacked is None:
+            clip_and_step(opt, params, 1.0 if clip else None)  # the pipeline's own clip + step
+        else:
+            if clip:
+                clip_per_model(params, 1.0, stack)
+            opt.step()
         opt.zero_grad(set_to_none=True)
 
     def sync() -> None:
@@ -207,6 +226,8 @@ def measure(
         "seq_len": seq_len,
         "batch": batch,
         "mode": mode,
+        "processes": 1,
+        "stacked_models": stack,
         "steps": steps,
         "elapsed_s": round(elapsed, 3),
         "warmup_s": round(warm_s, 2),
@@ -246,13 +267,13 @@ def _profile(step: Any, sync: Any, dev: Any, steps: int = 6) -> str:
 
 
 def _rates(r: dict[str, Any], flops_step: float, peak: float) -> dict[str, Any]:
-    seq_s = r["steps"] * r["batch"] / r["elapsed_s"]
+    seq_s = r["steps"] * r["batch"] * r.get("stacked_models", 1) / r["elapsed_s"]
     return {
         **r,
         "seq_per_s": round(seq_s, 1),
         "tokens_per_s": round(seq_s * r["seq_len"]),
         "step_ms": round(1000 * r["elapsed_s"] / r["steps"], 2),
-        "mfu": _sig(flops_step * r["steps"] / r["elapsed_s"] / peak),
+        "mfu": _sig(flops_step * r.get("stacked_models", 1) * r["steps"] / r["elapsed_s"] / peak),
     }
 
 
@@ -373,7 +394,8 @@ def main(argv: list[str] | None = None) -> int:
     t_start = time.perf_counter()
     os.environ.setdefault("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:True")
     if args.smoke:
-        plan = [("tiny", "cls", "naive", 1), ("tiny", "cls", "optimised", 1), ("tiny", "cls", "shared", 2)]
+        plan = [("tiny", "cls", "naive", 1), ("tiny", "cls", "optimised", 1), ("tiny", "cls", "shared", 2),
+                ("tiny", "cls", "stacked", 2)]
         seq = {"cls": 16, "qa": 32}
         args.batch, args.seconds, args.warmup, args.no_compile = 4, min(args.seconds, 0.5), 2, True
     else:
@@ -417,6 +439,7 @@ def main(argv: list[str] | None = None) -> int:
             if mode.split("+")[0] == "shared":
                 rows.append(shared(model_name, task_key, n, args, L, out_dir, mode))
             else:
+                stack = n if mode.split("+")[0] == "stacked" else 1
                 r = measure(
                     model_name,
                     task_key,
@@ -428,6 +451,7 @@ def main(argv: list[str] | None = None) -> int:
                     device=args.device,
                     compile_model=not args.no_compile,
                     compile_mode=args.compile_mode,
+                    stack=stack,
                 )
                 rows.append(_rates(r, _flops_per_step(model_name, L, args.batch), args.peak))
             _progress(rows[-1])
@@ -490,9 +514,14 @@ def _progress(r: dict[str, Any] | None) -> None:
         print(f"  {r['model']} {r['task']} {r['mode']}: {r['seq_per_s']} seq/s, MFU {r['mfu']:.1%}", flush=True)  # noqa: T201
 
 
+def _cells(r: dict[str, Any]) -> int:
+    """Grid cells training at once: processes sharing the GPU, or models stacked into one."""
+    return r.get("processes", 1) * r.get("stacked_models", 1)
+
+
 def format_table(doc: dict[str, Any]) -> str:
     batch = doc["results"][0]["batch"] if doc["results"] else "?"
-    head = f"{'model':<18} {'task':<4} {'len':>4} {'mode':<24} {'procs':>5} {'seq/s':>9} {'tokens/s':>10} {'MFU':>6}"
+    head = f"{'model':<18} {'task':<4} {'len':>4} {'mode':<24} {'cells':>5} {'seq/s':>9} {'tokens/s':>10} {'MFU':>6}"
     lines = [
         f"replicate training throughput on {doc['device']} "
         f"(batch {batch}; MFU vs {doc['peak_flops'] / 1e12:.0f} TFLOP/s)",
@@ -500,7 +529,7 @@ def format_table(doc: dict[str, Any]) -> str:
     ]
     for r in doc["results"]:
         lines.append(
-            f"{r['model']:<18} {r['task']:<4} {r['seq_len']:>4} {r['mode']:<24} {r.get('processes', 1):>5} "
+            f"{r['model']:<18} {r['task']:<4} {r['seq_len']:>4} {r['mode']:<24} {_cells(r):>5} "
             f"{r['seq_per_s']:>9.1f} {r['tokens_per_s']:>10,} {r['mfu']:>6.1%} {r['speedup_vs_naive'] or 0:>7.2f}"
         )
     for s in doc["skipped"]:

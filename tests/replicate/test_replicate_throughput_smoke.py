@@ -24,8 +24,9 @@ def test_throughput_benchmark_smoke(tmp_path: Path) -> None:
     doc = json.loads((tmp_path / "replicate_throughput_smoke.json").read_text())
     assert doc["smoke"] is True and not doc["skipped"]
     modes = {r["mode"]: r for r in doc["results"]}
-    assert set(modes) == {"naive", "optimised", "shared"}
+    assert set(modes) == {"naive", "optimised", "shared", "stacked"}
     assert modes["shared"]["processes"] == 2 and len(modes["shared"]["workers"]) == 2
+    assert modes["stacked"]["stacked_models"] == 2 and modes["stacked"]["steps"] > 0
     for r in doc["results"]:
         assert r["seq_per_s"] > 0 and abs(r["tokens_per_s"] - r["seq_per_s"] * r["seq_len"]) <= r["seq_len"]
         assert 0 < r["mfu"] < 1
