@@ -18,6 +18,13 @@ Data (SciFact **train** only):
 A fold of the train claims is held out (by claim) for model selection; its predictions are written to ``oof.jsonl`` for
 calibration. Output: ``adapter_config.json`` + ``adapter_model.safetensors`` (a few MB), ``training.json``,
 ``oof.jsonl``.
+
+With ``--folds K`` (what ships): K-fold cross-fitting — fold 0 chooses learning rate, LoRA rank and step count, the
+other folds reuse them blind, so every train claim gets predictions from an adapter that never saw it (``oof.jsonl``
+with the fold; the K adapters under ``OUT/folds/``), and the shipped adapter is trained on all train claims::
+
+    python -P verify/train_stance.py --scifact .data/scifact --base .data/minilm --out OUT/stance --seed 13 \
+        --device cuda --folds 5 --epochs 10 --lr 4e-4,8e-4 --lora-r 16,64
 """
 
 from __future__ import annotations
@@ -290,9 +297,64 @@ def trainable_state(model) -> dict:
     return {k: v.detach().clone() for k, v in model.named_parameters() if v.requires_grad}
 
 
+def fit(args: argparse.Namespace, tok, device: str, train_pairs: list[dict], eval_pairs: list[dict], lr: float,
+        lora_r: int, total: int, eval_every: int, t0: float) -> dict:
+    """Train a fresh adapter; keep its best evaluation on `eval_pairs` by macro-F1 (the last step when none)."""
+    import torch
+    from transformers import get_linear_schedule_with_warmup
+
+    seed_everything(args.seed)
+    model = build_model(args.base, lora_r, 2 * lora_r, args.lora_dropout).to(device)
+    rng = random.Random(args.seed)
+    lengths = [len(p["claim"]) + len(p["evidence"]) for p in train_pairs]
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=0.01)
+    sched = get_linear_schedule_with_warmup(opt, int(0.06 * total), total)
+    counts = np.bincount([LABEL_ID[p["label"]] for p in train_pairs], minlength=3).astype(np.float64)
+    weights = torch.tensor(counts.sum() / (3 * np.maximum(counts, 1)), dtype=torch.float32, device=device)
+    loss_fn = torch.nn.CrossEntropyLoss(weight=weights if args.class_weights else None)
+    history: list[dict] = []
+    best: dict | None = None
+    step = 0
+    while step < total:
+        for idx in batches(train_pairs, lengths, args.batch_size, rng, shuffle=True):
+            model.train()
+            enc = encode(tok, train_pairs, idx, args.max_len, device)
+            y = torch.tensor([LABEL_ID[train_pairs[i]["label"]] for i in idx], device=device)
+            with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=device.startswith("cuda")):
+                logits = model(**enc).logits
+            loss = loss_fn(logits.float(), y)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            opt.zero_grad(set_to_none=True)
+            step += 1
+            if step % 50 == 0:
+                logger.info("lr %g r %d step %d/%d loss %.4f (%.0fs)", lr, lora_r, step, total, loss.item(),
+                            time.time() - t0)
+            if eval_pairs and (step % eval_every == 0 or step >= total):
+                eval_probs = predict(model, tok, eval_pairs, args.max_len, device, args.batch_size * 2)
+                m = metrics(eval_probs, eval_pairs) | {"step": step, "lr": lr, "lora_r": lora_r}
+                history.append(m)
+                logger.info("eval lr %g r %d step %d: %s", lr, lora_r, step, {k: round(v, 4) for k, v in m.items()})
+                if best is None or m["macro_f1"] > best["macro_f1"]:
+                    best = {"macro_f1": m["macro_f1"], "step": step, "state": trainable_state(model),
+                            "probs": eval_probs, "metrics": m}
+            if step >= total:
+                break
+    if best is None:  # no evaluation: the last step
+        return {"macro_f1": float("nan"), "step": step, "model": model, "history": history, "steps": step,
+                "metrics": {"lr": lr, "lora_r": lora_r, "step": step}}
+    with torch.no_grad():
+        params = dict(model.named_parameters())
+        for k, v in best["state"].items():
+            params[k].copy_(v)
+    return best | {"model": model, "history": history, "steps": step}
+
+
 def train(args: argparse.Namespace) -> dict:
     import torch
-    from transformers import AutoTokenizer, get_linear_schedule_with_warmup
+    from transformers import AutoTokenizer
 
     t0 = time.time()
     seed_everything(args.seed)
@@ -323,7 +385,6 @@ def train(args: argparse.Namespace) -> dict:
 
     logger.info("pairs: train %s, eval %s (device %s)", count(train_pairs), count(eval_pairs), device)
     tok = AutoTokenizer.from_pretrained(args.base)
-    lengths = [len(p["claim"]) + len(p["evidence"]) for p in train_pairs]
     steps_per_epoch = math.ceil(len(train_pairs) / args.batch_size)
     total = steps_per_epoch * args.epochs
     if args.max_steps:
@@ -331,50 +392,7 @@ def train(args: argparse.Namespace) -> dict:
     eval_every = args.eval_every or steps_per_epoch
 
     def fit_one(lr: float) -> dict:
-        """Train a fresh adapter at this learning rate; keep its best evaluation (by held-out macro-F1)."""
-        seed_everything(args.seed)
-        model = build_model(args.base, args.lora_r, args.lora_alpha, args.lora_dropout).to(device)
-        rng = random.Random(args.seed)
-        opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=0.01)
-        sched = get_linear_schedule_with_warmup(opt, int(0.06 * total), total)
-        counts = np.bincount([LABEL_ID[p["label"]] for p in train_pairs], minlength=3).astype(np.float64)
-        weights = torch.tensor(counts.sum() / (3 * np.maximum(counts, 1)), dtype=torch.float32, device=device)
-        loss_fn = torch.nn.CrossEntropyLoss(weight=weights if args.class_weights else None)
-        history: list[dict] = []
-        best: dict | None = None
-        step = 0
-        while step < total:
-            for idx in batches(train_pairs, lengths, args.batch_size, rng, shuffle=True):
-                model.train()
-                enc = encode(tok, train_pairs, idx, args.max_len, device)
-                y = torch.tensor([LABEL_ID[train_pairs[i]["label"]] for i in idx], device=device)
-                with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=device.startswith("cuda")):
-                    logits = model(**enc).logits
-                loss = loss_fn(logits.float(), y)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-                opt.step()
-                sched.step()
-                opt.zero_grad(set_to_none=True)
-                step += 1
-                if step % 20 == 0:
-                    logger.info("lr %g step %d/%d loss %.4f (%.0fs)", lr, step, total, loss.item(), time.time() - t0)
-                if step % eval_every == 0 or step >= total:
-                    eval_probs = predict(model, tok, eval_pairs, args.max_len, device, args.batch_size * 2)
-                    m = metrics(eval_probs, eval_pairs) | {"step": step, "lr": lr}
-                    history.append(m)
-                    logger.info("eval lr %g step %d: %s", lr, step, {k: round(v, 4) for k, v in m.items()})
-                    if best is None or m["macro_f1"] > best["macro_f1"]:
-                        best = {"macro_f1": m["macro_f1"], "step": step, "state": trainable_state(model),
-                                "probs": eval_probs, "metrics": m}
-                if step >= total:
-                    break
-        assert best is not None
-        with torch.no_grad():
-            params = dict(model.named_parameters())
-            for k, v in best["state"].items():
-                params[k].copy_(v)
-        return best | {"model": model, "history": history, "steps": step}
+        return fit(args, tok, device, train_pairs, eval_pairs, lr, args.lora_r[0], total, eval_every, t0)
 
     runs = []
     chosen: dict | None = None
@@ -422,7 +440,7 @@ def train(args: argparse.Namespace) -> dict:
                  "holdout_claim_ids": sorted(hold_ids),
                  "pairs_all": count(all_pairs), "pairs_train": count(train_pairs), "pairs_eval": count(eval_pairs),
                  "pairs_oof": count(oof_pairs)},
-        "hyper": {k: getattr(args, k) for k in ("epochs", "batch_size", "lr", "max_len", "lora_r", "lora_alpha",
+        "hyper": {k: getattr(args, k) for k in ("epochs", "batch_size", "lr", "max_len", "lora_r",
                                                 "lora_dropout", "neutral_ratio", "hard_neg_docs", "hard_neg_sents",
                                                 "holdout_frac", "max_steps", "max_train_pairs", "class_weights")}
         | {"negation_augmentation": not args.no_negation, "trainable_params": n_trainable, "steps": total},
@@ -436,6 +454,139 @@ def train(args: argparse.Namespace) -> dict:
         json.dump(record, f, indent=2)
     logger.info("saved %s (%.1f MB) in %.0fs; holdout %s", out, adapter.stat().st_size / 1e6, time.time() - t0,
                 {k: round(v, 4) for k, v in final.items()})
+    return record
+
+
+def fold_of(claims: list[dict], k: int, seed: int) -> dict[int, int]:
+    """Claim id -> fold in 0..k-1 (shuffled, sizes within one)."""
+    ids = sorted(int(c["id"]) for c in claims)
+    random.Random(seed).shuffle(ids)
+    return {cid: n % k for n, cid in enumerate(ids)}
+
+
+def cross_fit(args: argparse.Namespace) -> dict:
+    """K-fold cross-fitting. Fold 0 picks the configuration (learning rate x LoRA rank) and the step count by held-out
+    macro-F1; folds 1..K-1 train that configuration for that many steps with no look at their held-out claims. Every
+    train claim then has predictions from an adapter that never saw it (`oof.jsonl`, with the fold, and the K adapters
+    under OUT/folds/) — honest inputs for fitting the claim aggregator and the calibration. The shipped adapter is
+    the same configuration trained on all train claims for the same number of epochs."""
+    import torch
+    from transformers import AutoTokenizer
+
+    t0 = time.time()
+    seed_everything(args.seed)
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    sdir = Path(args.scifact)
+    corpus_rows = read_jsonl(sdir / "corpus.jsonl")
+    corpus = {int(d["doc_id"]): d for d in corpus_rows}
+    claims = read_jsonl(sdir / "claims_train.jsonl")
+    if args.max_claims:  # smoke runs on a CPU
+        claims = claims[: args.max_claims]
+    folds = fold_of(claims, args.folds, args.seed)
+    hard = hard_negative_docs(claims, corpus_rows, args.hard_neg_docs)
+    all_pairs = build_pairs(claims, corpus, hard, args.hard_neg_sents, negation=not args.no_negation)
+    tok = AutoTokenizer.from_pretrained(args.base)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    def split(k: int | None) -> tuple[list[dict], list[dict]]:
+        train_pairs = balance([p for p in all_pairs if folds[p["claim_id"]] != k], args.neutral_ratio, args.seed)
+        held = [p for p in all_pairs if folds[p["claim_id"]] == k and p["kind"] != "negated"]
+        return train_pairs, held
+
+    def steps_for(n_pairs: int) -> int:
+        return math.ceil(n_pairs / args.batch_size) * args.epochs
+
+    folds_record: list[dict] = []
+    oof_rows: list[dict] = []
+    chosen: dict | None = None
+    epochs_at_best = float(args.epochs)
+    for k in range(args.folds):
+        train_pairs, held = split(k)
+        eval_pairs = [p for p in held if len(p["sentences"]) == 1]
+        total = steps_for(len(train_pairs))
+        spe = math.ceil(len(train_pairs) / args.batch_size)
+        if k == 0:
+            grid = [(lr, r) for r in args.lora_r for lr in args.lr]
+            runs = []
+            for lr, r in grid:
+                run = fit(args, tok, device, train_pairs, eval_pairs, lr, r, total, spe, t0)
+                runs.append({"lr": lr, "lora_r": r, "best_step": run["step"], "best_macro_f1": run["macro_f1"],
+                             "history": run["history"]})
+                if chosen is None or run["macro_f1"] > chosen["macro_f1"]:
+                    chosen = run
+                del run["model"]
+            assert chosen is not None
+            lr, r = chosen["metrics"]["lr"], chosen["metrics"]["lora_r"]
+            epochs_at_best = chosen["step"] / spe
+            logger.info("fold 0 chose lr %g r %d, %.2f epochs (held-out macro-F1 %.4f)", lr, r, epochs_at_best,
+                        chosen["macro_f1"])
+            model = build_model(args.base, r, 2 * r, args.lora_dropout).to(device)
+            with torch.no_grad():  # the chosen run's best weights
+                params = dict(model.named_parameters())
+                for name, v in chosen["state"].items():
+                    params[name].copy_(v)
+            record = {"fold": k, "grid": runs}
+        else:
+            steps = max(1, round(epochs_at_best * spe))
+            run = fit(args, tok, device, train_pairs, [], lr, r, steps, steps, t0)
+            model = run["model"]
+            record = {"fold": k, "steps": steps}
+        probs = predict(model, tok, held, args.max_len, device, args.batch_size * 2)
+        record |= {"claims": sum(1 for c in folds.values() if c == k), "pairs_train": len(train_pairs),
+                   "heldout_sentence_pairs": metrics(probs[[i for i, p in enumerate(held)
+                                                            if len(p["sentences"]) == 1]],
+                                                     eval_pairs),
+                   "heldout_all_pairs": metrics(probs, held)}
+        logger.info("fold %d: held-out %s", k, {n: round(v, 4) for n, v in record["heldout_sentence_pairs"].items()})
+        model.save_pretrained(str(out / "folds" / str(k)))
+        (out / "folds" / str(k) / "README.md").unlink(missing_ok=True)
+        folds_record.append(record)
+        for pr, pr_probs in zip(held, probs, strict=True):
+            oof_rows.append({"claim_id": pr["claim_id"], "fold": k, "doc_id": pr["doc_id"],
+                             "sentences": pr["sentences"], "kind": pr["kind"], "label": pr["label"],
+                             "probs": [round(float(x), 6) for x in pr_probs]})
+        del model
+    assert chosen is not None
+    # the shipped adapter: all train claims, the chosen configuration, the same number of epochs
+    train_pairs, _ = split(None)
+    spe = math.ceil(len(train_pairs) / args.batch_size)
+    steps = max(1, round(epochs_at_best * spe))
+    final = fit(args, tok, device, train_pairs, [], lr, r, steps, steps, t0)
+    final["model"].save_pretrained(str(out))
+    (out / "README.md").unlink(missing_ok=True)
+    with open(out / "oof.jsonl", "w", encoding="utf-8") as f:
+        for row in oof_rows:
+            f.write(json.dumps(row) + "\n")
+    oof_probs = np.array([row["probs"] for row in oof_rows])
+    sentence_idx = [i for i, row in enumerate(oof_rows) if len(row["sentences"]) == 1]
+    adapter = out / "adapter_model.safetensors"
+    record = {
+        "what": "LoRA adapter + classifier head over all-MiniLM-L6-v2 as a 3-way stance cross-encoder",
+        "labels": LABELS,
+        "command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]),
+        "seed": args.seed,
+        "device": device if not device.startswith("cuda") else f"{device} ({torch.cuda.get_device_name(0)})",
+        "versions": {"torch": torch.__version__, "transformers": __import__("transformers").__version__,
+                     "peft": __import__("peft").__version__},
+        "base": {"path": str(args.base), "sha256": sha256_file(Path(args.base) / "model.safetensors")},
+        "adapter_sha256": sha256_file(adapter),
+        "data": {"source": "SciFact claims_train.jsonl + corpus.jsonl (train only)", "claims_train": len(claims),
+                 "folds": args.folds, "claim_fold": {str(c): f for c, f in sorted(folds.items())},
+                 "pairs_final_train": len(train_pairs)},
+        "hyper": {k: getattr(args, k) for k in ("epochs", "batch_size", "lr", "max_len", "lora_r", "lora_dropout",
+                                                "neutral_ratio", "hard_neg_docs", "hard_neg_sents", "class_weights")}
+        | {"negation_augmentation": not args.no_negation, "steps_final": steps},
+        "selected": {"lr": lr, "lora_r": r, "epochs": round(epochs_at_best, 3), "fold0_step": chosen["step"]},
+        "folds": folds_record,
+        "oof_metrics_sentence_pairs": metrics(oof_probs[sentence_idx], [oof_rows[i] for i in sentence_idx]),
+        "oof_metrics_all_pairs": metrics(oof_probs, oof_rows),
+        "seconds": round(time.time() - t0, 1),
+    }
+    with open(out / "training.json", "w", encoding="utf-8") as f:
+        json.dump(record, f, indent=2)
+    logger.info("saved %s (%.1f MB) in %.0fs; out-of-fold %s", out, adapter.stat().st_size / 1e6, time.time() - t0,
+                {k: round(v, 4) for k, v in record["oof_metrics_sentence_pairs"].items()})
     return record
 
 
@@ -453,8 +604,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--max-len", type=int, default=256)
     ap.add_argument("--max-steps", type=int, default=0, help="stop after this many steps (0 = all epochs)")
     ap.add_argument("--eval-every", type=int, default=0, help="evaluate every N steps (0 = once per epoch)")
-    ap.add_argument("--lora-r", type=int, default=16)
-    ap.add_argument("--lora-alpha", type=int, default=32)
+    ap.add_argument("--lora-r", type=lambda v: [int(x) for x in v.split(",")], default=[16],
+                    help="LoRA rank, or comma-separated ranks (with --folds: tried on fold 0); alpha = 2 x rank")
+    ap.add_argument("--folds", type=int, default=0,
+                    help="K-fold cross-fitting: out-of-fold predictions for every train claim (from K adapters, "
+                         "kept under OUT/folds/ for fitting the aggregator), then the shipped adapter on all claims")
     ap.add_argument("--lora-dropout", type=float, default=0.1)
     ap.add_argument("--neutral-ratio", type=float, default=2.0, help="NEUTRAL pairs kept per SUPPORT/CONTRADICT pair")
     ap.add_argument("--hard-neg-docs", type=int, default=3, help="TF-IDF-retrieved uncited abstracts per claim")
@@ -462,6 +616,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--holdout-frac", type=float, default=0.2, help="share of train claims held out")
     ap.add_argument("--max-train-pairs", type=int, default=0, help="subsample training pairs (0 = all; CPU runs)")
     ap.add_argument("--max-eval-pairs", type=int, default=0, help="subsample held-out pairs (0 = all; CPU runs)")
+    ap.add_argument("--max-claims", type=int, default=0, help="with --folds: use only the first N train claims (smoke)")
     ap.add_argument("--no-negation", action="store_true", help="skip the claim-negation augmentation")
     ap.add_argument("--class-weights", action="store_true", help="weight the loss by inverse class frequency")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = default)")
@@ -473,7 +628,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    train(parse_args(argv))
+    args = parse_args(argv)
+    cross_fit(args) if args.folds else train(args)
     return 0
 
 

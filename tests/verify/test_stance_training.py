@@ -51,3 +51,26 @@ def test_plain_script_smoke(tmp_path: Path) -> None:
 
     scorer = load_bundled(device="cpu", adapter_dir=out, calibrate=False)
     assert scorer.score([("a claim", "some evidence")]).shape == (1, 3)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not SCIFACT.exists(), reason="SciFact data not available")
+def test_cross_fitting_gives_every_claim_an_out_of_fold_prediction(tmp_path: Path) -> None:
+    out = tmp_path / "cf"
+    args = ["--scifact", str(SCIFACT), "--out", str(out), "--folds", "2", "--max-claims", "16", "--epochs", "1",
+            "--batch-size", "8", "--device", "cpu", "--lr", "1e-3", "--lora-r", "4"]
+    subprocess.run([sys.executable, "-P", "verify/train_stance.py", *args], cwd=ROOT, check=True, timeout=900)
+    record = json.loads((out / "training.json").read_text())
+    folds = record["data"]["claim_fold"]
+    assert len(folds) == 16 and sorted(set(folds.values())) == [0, 1]
+    rows = [json.loads(line) for line in (out / "oof.jsonl").read_text().splitlines()]
+    # each row was predicted by the adapter of the fold its claim was held out from, and every claim has rows
+    assert all(folds[str(r["claim_id"])] == r["fold"] for r in rows)
+    assert {str(r["claim_id"]) for r in rows} == set(folds)
+    assert record["folds"][1]["steps"] >= 1 and record["selected"]["lora_r"] == 4
+    for k in ("0", "1"):
+        assert (out / "folds" / k / "adapter_model.safetensors").exists()
+    from claimscope.verify.stance import load_bundled
+
+    scorer = load_bundled(device="cpu", adapter_dir=out / "folds" / "1", calibrate=False)
+    assert scorer.score([("a claim", "some evidence")]).shape == (1, 3)
