@@ -22,7 +22,7 @@ logger = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_RATES_FILE = REPO_ROOT / "benchmarks" / "results" / "replicate_throughput.json"
-MODES = ("naive", "optimised", "shared")
+MODES = ("naive", "optimised", "shared", "stacked")
 PEAK_FLOPS = 989e12  # H200 dense bf16
 
 # Architecture of the two published sizes (the `transformers` configs of xlm-roberta-base / -large).
@@ -32,7 +32,7 @@ ARCH = {
 }
 ISSUE_RATES = {  # seq/s, XLM-R large, 128 tokens, batch 32, measured on the H200 (issue 8)
     "source": "issue 8 hand measurements (H200, random XLM-R large, 128 tokens, batch 32)",
-    "xlm-roberta-large": {"128": {"naive": 373.0, "optimised": 720.0, "shared": 1200.0}},
+    "xlm-roberta-large": {"128": {"naive": 373.0, "optimised": 720.0, "shared": 1200.0, "stacked": 1200.0}},
 }
 
 
@@ -64,16 +64,18 @@ def load_rates(path: Path | None = None) -> dict[str, Any]:
             if r.get("smoke"):
                 continue
             model = r["model"]
-            mode = {"naive": "naive", "optimised": "optimised", "shared": "shared"}.get(r["mode"])
+            mode = {"naive": "naive", "optimised": "optimised", "shared": "shared", "stacked": "stacked"}.get(r["mode"])
             if mode:
                 cur = rates.setdefault(model, {}).setdefault(str(r["seq_len"]), {})
                 cur[mode] = max(float(r["seq_per_s"]), cur.get(mode, 0.0))
         for model, table in rates.items():
             if model == "source":
                 continue
-            for cur in table.values():  # sharing is only chosen where it beats one cell alone
+            for cur in table.values():  # sharing/stacking is only chosen where it beats one cell alone
                 if "optimised" in cur:
                     cur["shared"] = max(cur.get("shared", 0.0), cur["optimised"])
+                if "shared" in cur:
+                    cur["stacked"] = max(cur.get("stacked", 0.0), cur["shared"])
         if any(k.startswith("xlm-roberta") for k in rates):
             return rates
         logger.warning("%s has no usable rates; using the issue's figures", path)
@@ -125,8 +127,12 @@ def plan_recipe(recipe: Recipe, rates: dict[str, Any]) -> list[PlanRow]:
     rows: list[PlanRow] = []
     lim_t, lim_e = recipe.train.limit_train, recipe.train.limit_eval
 
-    def hours(seqs: float, L: int) -> dict[str, float]:
-        return {m: seqs / seq_rate(rates, recipe.model, L, m) / 3600.0 for m in MODES}
+    def hours(seqs: float, L: int, stackable: bool = False) -> dict[str, float]:
+        """Phase-3 runs of one target share data and hyper-parameters, so they can be stacked into one batched
+        model; other runs fall back to sharing the GPU as separate processes."""
+        h = {m: seqs / seq_rate(rates, recipe.model, L, m) / 3600.0 for m in MODES if m != "stacked"}
+        h["stacked"] = seqs / seq_rate(rates, recipe.model, L, "stacked" if stackable else "shared") / 3600.0
+        return h
 
     for setting, mlm, seed in recipe.phase2_groups():
         label = f"{setting or 'baseline'}{'+MLM' if mlm else ''} s{seed}"
@@ -149,7 +155,7 @@ def plan_recipe(recipe: Recipe, rates: dict[str, Any]) -> list[PlanRow]:
             t = recipe.task(target)
             seqs = (_train_seqs(t, lim_t) if t.trained else 0.0) + _eval_seqs(t, lim_e)
             phase = "3 target" if t.trained else "3 retrieval eval"
-            rows.append(PlanRow(phase, f"{label} -> {target}", seqs, t.max_len, hours(seqs, t.max_len)))
+            rows.append(PlanRow(phase, f"{label} -> {target}", seqs, t.max_len, hours(seqs, t.max_len, t.trained)))
     return rows
 
 
@@ -159,10 +165,12 @@ def format_plan(rows: list[PlanRow], rates: dict[str, Any], recipe_name: str = "
         f"plan{(' for ' + recipe_name) if recipe_name else ''}: {len(rows)} phase runs",
         f"rates from {rates.get('source')}",
         "GPU-hours on one H200: naive = fp32 batch 32 (HF Trainer defaults); optimised = bf16+SDPA+fused AdamW+compile",
-        "alone; shared = optimised cells sharing the GPU (aggregate rate, or alone where that is faster).",
+        "alone; shared = optimised cells sharing the GPU (aggregate rate, or alone where that is faster); stacked =",
+        "phase-3 cells of one target trained as one batched model (replicate.stacked), other runs shared.",
         "Sequences padded to max length (no bucketing gain counted); base scaled from large by FLOPs if unmeasured.",
         "",
-        f"{'phase':<17} {'run':<44} {'len':>4} {'train-eq seqs':>14} {'naive h':>8} {'optim h':>8} {'shared h':>8}",
+        f"{'phase':<17} {'run':<44} {'len':>4} {'train-eq seqs':>14} {'naive h':>8} {'optim h':>8} {'shared h':>8}"
+        f" {'stack h':>8}",
     ]
     tot = dict.fromkeys(MODES, 0.0)
     for r in rows:
@@ -170,13 +178,12 @@ def format_plan(rows: list[PlanRow], rates: dict[str, Any], recipe_name: str = "
             tot[m] += r.hours[m]
         lines.append(
             f"{r.phase:<17} {r.what[:44]:<44} {r.seq_len:>4} {r.sequences:>14,.0f} "
-            f"{r.hours['naive']:>8.2f} {r.hours['optimised']:>8.2f} {r.hours['shared']:>8.2f}"
+            + " ".join(f"{r.hours[m]:>8.2f}" for m in MODES)
         )
     lines.append(f"{'TOTAL':<17} {'':<44} {'':>4} {sum(r.sequences for r in rows):>14,.0f} "
-                 f"{tot['naive']:>8.1f} {tot['optimised']:>8.1f} {tot['shared']:>8.1f}")  # fmt: skip
+                 + " ".join(f"{tot[m]:>8.1f}" for m in MODES))  # fmt: skip
     if tot["shared"] > 0:
-        lines.append(f"speed-up over naive: optimised {tot['naive'] / tot['optimised']:.2f}x, "
-                     f"shared {tot['naive'] / tot['shared']:.2f}x")  # fmt: skip
+        lines.append("speed-up over naive: " + ", ".join(f"{m} {tot['naive'] / tot[m]:.2f}x" for m in MODES[1:]))
     if flops:
         mfu = {m: flops / (tot[m] * 3600 * PEAK_FLOPS) for m in MODES if tot[m] > 0}
         lines.append("grid-weighted MFU (non-embedding training FLOPs / 989 TFLOP/s): "

@@ -15,7 +15,7 @@ from claimscope.replicate.plan import load_rates, plan_recipe, plan_totals, seq_
 
 def _total(out: str) -> list[float]:
     line = next(x for x in out.splitlines() if x.startswith("TOTAL"))
-    return [float(v) for v in line.split()[-3:]]
+    return [float(v) for v in line.split()[-4:]]
 
 
 def test_paper_grid_dry_run_prints_full_grid(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
@@ -26,8 +26,9 @@ def test_paper_grid_dry_run_prints_full_grid(capsys: pytest.CaptureFixture[str],
     assert "issue 8 hand measurements" in out
     assert len(re.findall(r"-> tatoeba", out)) == 17
     assert "multitask+MLM s1: mlm co-training" in out
-    naive, optimised, shared = _total(out)
+    naive, optimised, shared, stacked = _total(out)
     assert naive > optimised > shared > 0
+    assert stacked == shared  # the issue's figures have no stacked rate: stacking falls back to sharing
     # the issue's figures: 373 / 720 / 1200 seq/s -> the ratios carry straight through
     assert naive / optimised == pytest.approx(720 / 373, rel=1e-2)
     assert naive / shared == pytest.approx(1200 / 373, rel=1e-2)
@@ -49,7 +50,8 @@ def test_rates_from_benchmark_json(tmp_path: Path) -> None:
     path = tmp_path / "rates.json"
     path.write_text(json.dumps(bench))
     rates = load_rates(path)
-    assert rates["xlm-roberta-large"]["128"] == {"naive": 400.0, "optimised": 800.0, "shared": 1600.0}
+    expected = {"naive": 400.0, "optimised": 800.0, "shared": 1600.0, "stacked": 1600.0}
+    assert rates["xlm-roberta-large"]["128"] == expected
     assert seq_rate(rates, "xlm-roberta-large", 384, "shared") == 100.0  # measured length used directly
     # an unmeasured length is scaled by FLOPs per sequence: longer sequences are slower than linear
     assert seq_rate(rates, "xlm-roberta-large", 256, "naive") < 400.0 / 2
@@ -57,3 +59,19 @@ def test_rates_from_benchmark_json(tmp_path: Path) -> None:
     assert 3.0 < seq_rate(rates, "xlm-roberta-base", 128, "naive") / 400.0 < 4.0
     hours = plan_totals(plan_recipe(load_recipe("xlmr-large-squad"), rates))
     assert hours["naive"] == pytest.approx(2 * hours["optimised"], rel=1e-6)
+
+
+def test_stacked_rate_applies_to_phase3_only(tmp_path: Path) -> None:
+    bench = {"device": "NVIDIA H200", "created": "x", "results": [
+        {"model": "xlm-roberta-large", "seq_len": 128, "mode": "naive", "seq_per_s": 400.0},
+        {"model": "xlm-roberta-large", "seq_len": 128, "mode": "optimised", "seq_per_s": 800.0},
+        {"model": "xlm-roberta-large", "seq_len": 128, "mode": "shared", "seq_per_s": 1000.0},
+        {"model": "xlm-roberta-large", "seq_len": 128, "mode": "stacked", "seq_per_s": 2000.0},
+    ]}  # fmt: skip
+    path = tmp_path / "rates.json"
+    path.write_text(json.dumps(bench))
+    rows = plan_recipe(load_recipe("paper-grid"), load_rates(path))
+    target = next(r for r in rows if r.phase == "3 target" and r.seq_len == 128)
+    inter = next(r for r in rows if r.phase == "2 intermediate" and r.seq_len == 128)
+    assert target.hours["stacked"] == pytest.approx(target.hours["shared"] / 2)  # phase-3 cells of a target stack
+    assert inter.hours["stacked"] == inter.hours["shared"]  # phase-2 runs do not: they share the GPU instead
