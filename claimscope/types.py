@@ -259,3 +259,58 @@ class ReverifyDiff(Model):
     papers_bearing_on_no_claim: list[str] = Field(
         default_factory=list, description="paper keys whose passages were evidence for no claim"
     )
+
+
+class EncoderSpec(Model):
+    """How passages are embedded for a corpus index; every engine (local, Ray) builds a ShardEncoder from it."""
+
+    model: str = Field("bundled:all-MiniLM-L6-v2", description="sentence-transformers name/path, or 'hash' / "
+                       "'hash:<dims>' (deterministic word-vector embedder for scale tests, no model)")
+    precision: Literal["auto", "fp32", "bf16"] = Field("auto", description="inference dtype (verify.embed)")
+    batch_size: int = Field(64, ge=1, description="passages per forward pass")
+    device: str = Field("cpu", description="torch device of the encoder")
+    dtype: Literal["float32", "float16"] = Field("float32", description="dtype of the stored embedding shards")
+
+
+class CorpusShard(Model):
+    """One passage shard and its embeddings (same row order)."""
+
+    name: str = Field(description="part-00000")
+    rows: int
+    first_row: int = Field(description="global row number of the shard's first passage")
+    passages_sha256: str
+    embeddings_sha256: str | None = None
+
+
+class AnnInfo(Model):
+    """The dense index over all shards."""
+
+    kind: Literal["flat", "ivf", "hnsw", "ivfpq"]
+    params: dict[str, Any] = Field(default_factory=dict, description="nlist, nprobe, M, efSearch, pq m, refine ...")
+    reason: str = Field("", description="why this kind was chosen (size, memory budget)")
+    recall_at_10: float | None = Field(None, description="recall@10 against exact search on a sample of queries")
+    recall_queries: int = 0
+    bytes: int = Field(0, description="size of the ANN files on disk")
+    seconds: float = 0.0
+
+
+class CorpusIndexManifest(Model):
+    """INDEX_DIR/manifest.json of a corpus-scale evidence index (verify.corpus)."""
+
+    format: int = 1
+    created: str
+    source: str = Field(description="the corpus the index was built from")
+    source_kind: str = Field(description="scifact | passages | folder")
+    corpus_hash: str = Field(description="sha256 over the passage shard hashes, in order")
+    encoder: EncoderSpec
+    model_sha256: str | None = None
+    dims: int
+    count: int
+    window_sentences: int = 2
+    shard_size: int
+    shards: list[CorpusShard] = Field(default_factory=list)
+    paper_shards: dict[str, list[int]] = Field(default_factory=dict, description="paper key -> shard numbers")
+    ann: AnnInfo | None = None
+    bm25: str = "bm25s per passage shard (English stopwords, Snowball stemmer); per-shard statistics"
+    engine: str = Field("local", description="engine that embedded the shards and its options")
+    stats: dict[str, float] = Field(default_factory=dict, description="seconds per phase, passages/s, peak RSS ...")

@@ -1,1 +1,2 @@
-"""Corpus-scale evidence indexes: passage shards, streamed embeddings, approximate FAISS search, local and Ray engines."""
+"""Corpus-scale evidence indexes: passage shards, streamed embeddings, approximate FAISS search, local and Ray
+engines."""

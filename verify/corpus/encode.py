@@ -1,0 +1,134 @@
+"""Shard encoder: texts -> L2-normalised embeddings, independent of how the texts are batched.
+
+`ShardEncoder` is a callable class so the same object runs in the local process pool and as a Ray Data
+`map_batches(ShardEncoder, fn_constructor_kwargs=...)` actor. Model loading and the precision switch come from
+`claimscope.verify.embed` (`load_embedder`, `inference_precision`).
+
+Batch independence: sentence-transformers pads each batch to its longest text, and a row's result then depends on
+which other rows share its batch (measured: up to 1.6e-7 apart). Here texts are grouped by exact token length, so no
+row is padded and every row's embedding is the same bytes whatever batch, shard or worker it arrives in. That is what
+lets the local engine with N workers and the Ray engine write byte-identical shards.
+
+`model="hash"` (or `"hash:<dims>"`) is a deterministic embedder without a model, for measuring how the index and
+search scale when embedding a million passages with MiniLM on a laptop CPU would take hours: each word is hashed into
+one of 2^14 signed buckets and the bucket counts (log tf) are projected to `dims` by a fixed Gaussian matrix, so texts
+sharing words are close. It is not a semantic model; results built with it say so in the manifest.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import zlib
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+from claimscope.types import EncoderSpec
+from claimscope.verify.embed import BUNDLED
+
+logger = logging.getLogger(__name__)
+
+HASH = "hash"
+HASH_BUCKETS = 1 << 14
+_WORD = re.compile(r"[a-z0-9]+")
+
+
+def is_hash_model(model: str) -> bool:
+    return model == HASH or model.startswith(HASH + ":")
+
+
+def hash_dims(model: str) -> int:
+    return int(model.split(":", 1)[1]) if ":" in model else 384
+
+
+@lru_cache(maxsize=2)
+def _projection(dims: int) -> np.ndarray:
+    return (np.random.default_rng(20240611).standard_normal((HASH_BUCKETS, dims)) / np.sqrt(dims)).astype(np.float32)
+
+
+def hash_embed(texts: Sequence[str], dims: int = 384, chunk: int = 1024) -> np.ndarray:
+    """Deterministic bag-of-words embedding (see module doc); L2-normalised float32 [len(texts), dims]."""
+    proj = _projection(dims)
+    out = np.zeros((len(texts), dims), dtype=np.float32)
+    for s in range(0, len(texts), chunk):
+        part = texts[s: s + chunk]
+        counts = np.zeros((len(part), HASH_BUCKETS), dtype=np.float32)
+        for i, text in enumerate(part):
+            for word in _WORD.findall(str(text).lower()):
+                h = zlib.crc32(word.encode())
+                counts[i, h & (HASH_BUCKETS - 1)] += 1.0 if (h >> 20) & 1 else -1.0
+        np.copysign(np.log1p(np.abs(counts)), counts, out=counts)
+        out[s: s + len(part)] = counts @ proj
+    norms = np.linalg.norm(out, axis=1, keepdims=True)
+    return out / np.where(norms > 0, norms, 1.0)
+
+
+class ShardEncoder:
+    """Callable: a batch `{"passage_id": [...], "text": [...], ...}` -> `{"passage_id": [...], "embedding": [n, d]}`.
+
+    Holds the model (loaded once per process or Ray actor). Output rows are float32, L2-normalised, in input order.
+    """
+
+    def __init__(self, model: str = BUNDLED, precision: str = "auto", batch_size: int = 64,
+                 device: str = "cpu") -> None:
+        self.spec = EncoderSpec(model=model, precision=precision, batch_size=batch_size,  # type: ignore[arg-type]
+                                device=device)
+        self._model: Any = None
+        if not is_hash_model(model):
+            from claimscope.verify.embed import load_embedder, resolve_precision
+
+            self._model = load_embedder(model)
+            if not str(device).startswith("cpu"):
+                self._model.to(device)
+            self.resolved_precision = resolve_precision(precision, device)
+        else:
+            self.resolved_precision = "fp32"
+
+    @classmethod
+    def from_spec(cls, spec: EncoderSpec) -> ShardEncoder:
+        return cls(spec.model, spec.precision, spec.batch_size, spec.device)
+
+    @property
+    def dims(self) -> int:
+        if self._model is None:
+            return hash_dims(self.spec.model)
+        getter = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
+        return int(getter())
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, np.ndarray]:
+        texts = [str(t) for t in batch["text"]]
+        return {"passage_id": np.asarray(batch["passage_id"]), "embedding": self.encode(texts)}
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Embeddings of `texts`, float32 [n, dims]; each row independent of the others in the call."""
+        if not texts:
+            return np.zeros((0, self.dims), dtype=np.float32)
+        if self._model is None:
+            return hash_embed(texts, self.dims)
+        return self._encode_model(list(texts))
+
+    def _encode_model(self, texts: list[str]) -> np.ndarray:
+        import torch
+
+        from claimscope.verify.embed import inference_precision
+
+        model = self._model
+        enc = model.tokenizer(texts, truncation=True, max_length=model.max_seq_length)
+        by_length: dict[int, list[int]] = {}
+        for i, ids in enumerate(enc["input_ids"]):
+            by_length.setdefault(len(ids), []).append(i)
+        out = np.zeros((len(texts), self.dims), dtype=np.float32)
+        device = model.device
+        with torch.inference_mode(), inference_precision(self.spec.precision, str(device)):
+            for length in sorted(by_length):
+                same = by_length[length]
+                for s in range(0, len(same), self.spec.batch_size):
+                    idx = same[s: s + self.spec.batch_size]
+                    features = {k: torch.tensor([enc[k][i] for i in idx], device=device) for k in enc}
+                    emb = model.forward(features)["sentence_embedding"].float()
+                    emb = torch.nn.functional.normalize(emb, p=2, dim=1)
+                    out[idx] = emb.cpu().numpy()
+        return out
