@@ -80,6 +80,7 @@ class TrainSpec:
     eval_batch: int = 64
     select_on_dev: bool = True  # keep the best epoch by English dev score
     num_threads: int | None = None
+    stack_cells: int = 1  # phase 3: train up to this many cells of one target as one batched model (replicate.stacked)
 
 
 @dataclass

@@ -26,6 +26,7 @@ from .features import featurize, tag_labels
 from .fileio import write_json
 from .model import MultiTaskModel, build_model, load_encoder, save_encoder
 from .results import environment, paper_value, summarize_cell
+from .stacked import train_phase_stacked
 from .train import train_phase
 
 logger = logging.getLogger(__name__)
@@ -183,9 +184,7 @@ class Runner:
                 scores[lang] = evaluate_retrieval(encoder, task, self.tokenizer, test, self.spec, self.env, layer, dev)
             del encoder
             return {"scores": scores, **info}
-        train_rows = self.examples(task, "train", "en", self.spec.limit_train)
-        tags = tag_labels(task, train_rows) if task.kind == "tagging" else None
-        feats = featurize(task, self.tokenizer, train_rows, train=True, tags=tags)
+        feats, tags = self._target_features(task)
         torch.manual_seed(seed)
         model = build_model(self._encoder(encoder_path), [task], {task.name: tags or []})
         self._maybe_compile(model)
@@ -195,15 +194,46 @@ class Runner:
             progress=self._progress(f"phase3 {target}"),
         )  # fmt: skip
         info["train"] = res.summary()
+        scores = self._evaluate_languages(model, task, tags)
+        del model
+        return {"scores": scores, **info}
+
+    def phase3_stacked(self, target: str, encoder_paths: list[str], seed: int) -> list[dict[str, Any]]:
+        """Phase 3 of several cells of one trained target (same data, same seed) as one batched model."""
+        task = self.recipe.task(target)
+        feats, tags = self._target_features(task)
+        models = []
+        for path in encoder_paths:
+            torch.manual_seed(seed)  # each cell's head starts as it would alone
+            models.append(build_model(self._encoder(path), [task], {task.name: tags or []}))
+        results = train_phase_stacked(
+            models, task, feats, self.spec, self.env, lr=task.lr, epochs=task.epochs, seed=seed,
+            pad_id=self.tokenizer.pad_token_id, eval_fn=self._dev_eval(task, tags),
+            progress=self._progress(f"phase3 {target} x{len(models)} stacked"),
+        )  # fmt: skip
+        outs = []
+        for model, res in zip(models, results, strict=True):
+            train = res.summary() | {"stacked_with": len(models)}
+            outs.append({"scores": self._evaluate_languages(model, task, tags), "train": train})
+        return outs
+
+    def _target_features(self, task: TaskSpec) -> tuple[list[dict[str, Any]], list[str] | None]:
+        train_rows = self.examples(task, "train", "en", self.spec.limit_train)
+        tags = tag_labels(task, train_rows) if task.kind == "tagging" else None
+        return featurize(task, self.tokenizer, train_rows, train=True, tags=tags), tags
+
+    def _evaluate_languages(
+        self, model: MultiTaskModel, task: TaskSpec, tags: list[str] | None
+    ) -> dict[str, dict[str, float]]:
+        scores: dict[str, dict[str, float]] = {}
         for lang in task.languages:
             try:
                 rows = self._eval_split(task, lang)
             except DataNotFound as e:
-                self.gaps.append({"stage": "replicate", "item": f"{target}/{lang}", "reason": str(e)})
+                self.gaps.append({"stage": "replicate", "item": f"{task.name}/{lang}", "reason": str(e)})
                 continue
             scores[lang] = evaluate_task(model, task, self.tokenizer, rows, lang, self.spec, self.env, tags=tags)
-        del model
-        return {"scores": scores, **info}
+        return scores
 
     def _progress(self, label: str) -> Any:
         last = [0.0]
@@ -250,6 +280,12 @@ class Runner:
             "paper_source": _paper_source(),
         }
         done = self._finished_cells()
+        if self.spec.stack_cells > 1 and not self.env.enabled:
+            self._run_stacked(doc, done, t0)
+            doc["wall_seconds"] = round(time.perf_counter() - t0, 3)
+            if self.env.is_main:
+                write_json(self.out / "replication.json", doc)
+            return doc
         for setting, mlm, seed in r.phase2_groups():
             todo = [t for t in r.targets if (setting, mlm, seed, t) not in done]
             key = f"{setting}{'+mlm' if mlm else ''}-s{seed}"
@@ -262,26 +298,67 @@ class Runner:
                     continue
                 c0 = time.perf_counter()
                 out = self.phase3(target, enc_path, seed)
-                task = r.task(target)
-                metric = task.metric
-                primary = {lang: s[metric] for lang, s in out["scores"].items() if metric in s}
-                paper = paper_value(target, setting, mlm, metric) if r.scale == "full" else None
-                cell = {
-                    "intermediate": setting, "mlm": mlm, "seed": seed, "target": target, "metric": metric,
-                    "scores": out["scores"], "primary": primary, **summarize_cell(primary),
-                    "paper": paper, "phase3": {k: v for k, v in out.items() if k != "scores"},
-                    "wall_seconds": round(time.perf_counter() - c0, 3),
-                }  # fmt: skip
-                if paper and cell["avg"] is not None:
-                    cell["diff_from_paper"] = round(cell["avg"] - paper["avg"], 2)
-                doc["cells"].append(cell)
-                doc["wall_seconds"] = round(time.perf_counter() - t0, 3)
-                if self.env.is_main:
-                    write_json(self.out / "replication.json", doc)
+                self._add_cell(doc, (setting, mlm, seed, target), out, time.perf_counter() - c0, t0)
         doc["wall_seconds"] = round(time.perf_counter() - t0, 3)
         if self.env.is_main:
             write_json(self.out / "replication.json", doc)
         return doc
+
+    def _add_cell(self, doc: dict[str, Any], cell_key: tuple, out: dict[str, Any], seconds: float, t0: float) -> None:
+        setting, mlm, seed, target = cell_key
+        task = self.recipe.task(target)
+        metric = task.metric
+        primary = {lang: s[metric] for lang, s in out["scores"].items() if metric in s}
+        paper = paper_value(target, setting, mlm, metric) if self.recipe.scale == "full" else None
+        cell = {
+            "intermediate": setting, "mlm": mlm, "seed": seed, "target": target, "metric": metric,
+            "scores": out["scores"], "primary": primary, **summarize_cell(primary),
+            "paper": paper, "phase3": {k: v for k, v in out.items() if k != "scores"},
+            "wall_seconds": round(seconds, 3),
+        }  # fmt: skip
+        if paper and cell["avg"] is not None:
+            cell["diff_from_paper"] = round(cell["avg"] - paper["avg"], 2)
+        doc["cells"].append(cell)
+        doc["wall_seconds"] = round(time.perf_counter() - t0, 3)
+        if self.env.is_main:
+            write_json(self.out / "replication.json", doc)
+
+    def _run_stacked(self, doc: dict[str, Any], done: dict[tuple, Any], t0: float) -> None:
+        """All phase-2 encoders first, then each trained target's phase 3 for up to `stack_cells` cells at once
+        (cells of one seed share batches, so only they are stacked together)."""
+        r = self.recipe
+        groups = list(r.phase2_groups())
+        enc_paths: dict[tuple, str] = {}
+        for setting, mlm, seed in groups:
+            key = f"{setting}{'+mlm' if mlm else ''}-s{seed}"
+            doc["phase2"][key] = done.get(("phase2", key)) or {}
+            if any((setting, mlm, seed, t) not in done for t in r.targets):
+                enc_paths[(setting, mlm, seed)], doc["phase2"][key] = self.phase2(setting, mlm, seed)
+        for target in r.targets:
+            pending = []
+            for g in groups:
+                if (*g, target) in done:
+                    doc["cells"].append(done[(*g, target)])
+                else:
+                    pending.append(g)
+            if not r.task(target).trained:
+                for g in pending:
+                    c0 = time.perf_counter()
+                    out = self.phase3(target, enc_paths[g], g[2])
+                    self._add_cell(doc, (*g, target), out, time.perf_counter() - c0, t0)
+                continue
+            for seed in sorted({g[2] for g in pending}):
+                same_seed = [g for g in pending if g[2] == seed]
+                for i in range(0, len(same_seed), self.spec.stack_cells):
+                    chunk = same_seed[i : i + self.spec.stack_cells]
+                    c0 = time.perf_counter()
+                    if len(chunk) == 1:
+                        outs = [self.phase3(target, enc_paths[chunk[0]], seed)]
+                    else:
+                        outs = self.phase3_stacked(target, [enc_paths[g] for g in chunk], seed)
+                    seconds = (time.perf_counter() - c0) / len(chunk)
+                    for g, out in zip(chunk, outs, strict=True):
+                        self._add_cell(doc, (*g, target), out, seconds, t0)
 
 
 def _paper_source() -> dict[str, Any]:

@@ -27,6 +27,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--limit-eval", type=int, default=None, help="use at most N evaluation examples per language")
     p.add_argument("--compile", action="store_true", help="torch.compile the encoder (CUDA only)")
     p.add_argument(
+        "--stack-cells",
+        type=int,
+        default=None,
+        help="train phase 3 of up to N cells of one target as one batched model on one GPU (see replicate/stacked.py)",
+    )
+    p.add_argument(
         "--rates",
         default=None,
         help="throughput JSON for --dry-run (default: benchmarks/results/replicate_throughput.json)",
@@ -49,6 +55,10 @@ def recipe_from_args(args: argparse.Namespace) -> object:
         t.limit_eval = args.limit_eval
     if args.compile:
         t.compile = True
+    if args.stack_cells is not None:
+        if args.stack_cells < 1:
+            raise SystemExit(f"--stack-cells must be at least 1, got {args.stack_cells}")
+        t.stack_cells = args.stack_cells
     return recipe
 
 

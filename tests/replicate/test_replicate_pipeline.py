@@ -64,3 +64,29 @@ def test_mlm_cotraining_phase(tiny_model: Path, task_data: Path, tmp_path: Path)
     p2 = doc["phase2"]["commonsenseqa+mlm-s1"]
     assert p2["tasks"] == ["commonsenseqa", "mlm"]
     assert p2["lr"] == 5e-6
+
+
+def test_stacked_phase3_gives_the_cells_of_separate_runs(tiny_model: Path, task_data: Path, tmp_path: Path) -> None:
+    """stack_cells: the three settings' phase 3 of each trained target run as one batched model; with dropout off
+    (so both runs draw no random numbers) every cell's scores equal the one-cell-at-a-time run's."""
+    import shutil
+
+    still = tmp_path / "model"
+    shutil.copytree(tiny_model, still)
+    cfg = json.loads((still / "config.json").read_text())
+    cfg["hidden_dropout_prob"] = cfg["attention_probs_dropout_prob"] = 0.0
+    (still / "config.json").write_text(json.dumps(cfg))
+    d = tiny_recipe_dict(still, task_data, targets=["pawsx", "tinyqa", "tatoeba"])
+    one = run_recipe(recipe_from_dict(d), tmp_path / "one")
+    d["train"]["stack_cells"] = 3
+    stacked = run_recipe(recipe_from_dict(d), tmp_path / "stacked")
+    assert len(stacked["cells"]) == len(one["cells"]) == 9
+    by_key = {(c["intermediate"], c["target"]): c for c in one["cells"]}
+    for c in stacked["cells"]:
+        alone = by_key[(c["intermediate"], c["target"])]
+        if c["target"] != "tatoeba":
+            assert c["phase3"]["train"]["stacked_with"] == 3
+            assert c["phase3"]["train"]["steps"] == alone["phase3"]["train"]["steps"] == 3
+        for lang, scores in alone["scores"].items():
+            for metric, v in scores.items():
+                assert abs(c["scores"][lang][metric] - v) < 1e-3, (c["intermediate"], c["target"], lang, metric)
