@@ -375,7 +375,8 @@ def load_scorer(name: str = "bundled", *, device: str | None = None, quantize: b
     """A stance scorer by name.
 
     Args:
-        name: "bundled", "lexical", "openai:<model>@<base_url>", or a Hugging Face NLI cross-encoder name/path.
+        name: "bundled", "bundled@<adapter dir>" (another adapter trained by train_stance.py on the bundled base, e.g. a
+            cross-fitting fold), "lexical", "openai:<model>@<base_url>", or a Hugging Face NLI cross-encoder name/path.
         device: "cpu", "cuda", ...; default cuda when available.
         quantize: int8 dynamic quantisation of the Linear layers (CPU only; faster, batch-dependent scores).
         calibrate: apply the calibrator fitted for the bundled adapter (bundled only).
@@ -383,6 +384,12 @@ def load_scorer(name: str = "bundled", *, device: str | None = None, quantize: b
     """
     if name in ("bundled", "bundled:stance-minilm-lora", "bundled:stance-minilm-lora+int8"):
         return load_bundled(device=device, quantize=quantize, calibrate=calibrate, precision=precision)
+    if name.startswith("bundled@"):
+        adapter = Path(name[len("bundled@") :])
+        if not (adapter / "adapter_config.json").exists():
+            raise StanceModelError(name, f"no adapter_config.json in {adapter}")
+        return load_bundled(device=device, adapter_dir=adapter, quantize=quantize, calibrate=calibrate,
+                            precision=precision)
     if name == "lexical":
         return LexicalScorer()
     if name.startswith("openai:"):

@@ -51,3 +51,18 @@ def test_bundled_scorer_separates_evidence_from_unrelated_text(dev_pairs) -> Non
     # batching and length-sorting do not change a pair's score
     single = scorer.score([rationale[5]])
     assert single[0] == pytest.approx(got[5], abs=1e-4)
+
+
+@pytest.mark.skipif(not SCIFACT.exists(), reason="SciFact data not available")
+def test_bundled_at_adapter_dir_loads_that_adapter(dev_pairs, tmp_path: Path) -> None:
+    import shutil
+
+    copy = tmp_path / "fold"
+    copy.mkdir()
+    for f in ("adapter_config.json", "adapter_model.safetensors"):
+        shutil.copy(stance.BUNDLED_ADAPTER / f, copy / f)
+    rationale, _ = dev_pairs
+    same = stance.load_scorer(f"bundled@{copy}", device="cpu").score(rationale[:4])
+    assert same == pytest.approx(stance.load_scorer("bundled", device="cpu").score(rationale[:4]), abs=1e-6)
+    with pytest.raises(stance.StanceModelError, match="adapter_config.json"):
+        stance.load_scorer(f"bundled@{tmp_path / 'missing'}")
