@@ -270,6 +270,9 @@ class EncoderSpec(Model):
     batch_size: int = Field(64, ge=1, description="passages per forward pass")
     device: str = Field("cpu", description="torch device of the encoder")
     dtype: Literal["float32", "float16"] = Field("float32", description="dtype of the stored embedding shards")
+    threads: int = Field(1, ge=1, description="torch intra-op threads per encoder on CPU; a fixed count keeps the "
+                         "bytes identical across engines (the thread count changes summation order), so scale out "
+                         "with workers/actors rather than threads")
 
 
 class CorpusShard(Model):

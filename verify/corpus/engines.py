@@ -9,7 +9,6 @@ independently of its batch, so the result is the same bytes for any number of wo
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from pathlib import Path
@@ -67,14 +66,14 @@ _worker_encoder: Any = None
 _worker_dtype = "float32"
 
 
-def _init_worker(spec_json: str, threads: int) -> None:
+def _init_worker(spec_json: str) -> None:
     global _worker_encoder, _worker_dtype
     import torch
 
     from claimscope.verify.corpus.encode import ShardEncoder
 
-    torch.set_num_threads(max(1, threads))
     spec = EncoderSpec.model_validate_json(spec_json)
+    torch.set_num_threads(spec.threads)
     _worker_encoder = ShardEncoder.from_spec(spec)
     _worker_dtype = spec.dtype
 
@@ -84,8 +83,9 @@ def _work(passage_shard: str, out_path: str) -> int:
 
 
 class LocalEngine:
-    """Embed shards on this machine: `workers` spawned processes (each holding the encoder and 1/workers of the
-    CPU threads), at most `max_in_flight` shards queued at once, a progress bar counting passages."""
+    """Embed shards on this machine: `workers` spawned processes (each holding the encoder, running
+    `EncoderSpec.threads` torch threads), at most `max_in_flight` shards queued at once, a progress bar counting
+    passages. With one worker the shards are embedded in this process."""
 
     name = "local"
 
@@ -125,10 +125,9 @@ class LocalEngine:
               on_shard: Callable[[Path, int], None] | None) -> None:
         import multiprocessing as mp
 
-        threads = max(1, (os.cpu_count() or 1) // self.workers)
         queue = list(todo)
         with ProcessPoolExecutor(self.workers, mp_context=mp.get_context("spawn"), initializer=_init_worker,
-                                 initargs=(encoder.model_dump_json(), threads)) as pool:
+                                 initargs=(encoder.model_dump_json(),)) as pool:
             running: dict[Future, Path] = {}
             while queue or running:
                 while queue and len(running) < self.max_in_flight:
