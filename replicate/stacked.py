@@ -46,6 +46,7 @@ class StackedModels:
         self.n = len(models)
         self.params, self.buffers = stack_module_state(models)  # type: ignore[arg-type]
         self.template = copy.deepcopy(models[0]).to("meta")
+        _plain_attention(self.template)
         for i, m in enumerate(models):
             _point_into(m, self.params, self.buffers, i)
         self._forward = self._vmapped
@@ -75,6 +76,17 @@ class StackedModels:
         return self._forward(self.params, self.buffers, task, batch)
 
 
+def _plain_attention(model: nn.Module) -> None:
+    """Attention as matmul + softmax inside the vmapped step. PyTorch's fused SDPA kernels have no CPU batching rule
+    and, on CUDA, mis-handle the mask and the log-sum-exp strides once vmap folds the model dimension into the batch
+    ("attn_bias: wrong shape", "LSE is not correctly aligned", measured on the H200); plain matmuls batch cleanly and
+    torch.compile fuses the softmax. Same maths, so the results equal the SDPA runs to rounding."""
+    for module in model.modules():
+        config = getattr(module, "config", None)
+        if config is not None and hasattr(config, "_attn_implementation"):
+            config._attn_implementation = "eager"
+
+
 def _point_into(model: nn.Module, params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor], i: int) -> None:
     """Make `model`'s parameters and buffers views of slice `i` of the stacked tensors (shared memory, no copy)."""
     for name, _ in list(model.named_parameters()):
@@ -94,9 +106,11 @@ def _owner(model: nn.Module, dotted: str) -> tuple[nn.Module, str]:
 
 
 def per_model_grad_norms(grads: list[torch.Tensor], n: int) -> torch.Tensor:
-    """The global gradient norm of each of the n stacked models, as one tensor [n] (no device sync)."""
-    squares = torch.stack([g.float().reshape(n, -1).pow(2).sum(1) for g in grads]).sum(0)
-    return squares.sqrt()
+    """The global gradient norm of each of the n stacked models, as one tensor [n] (no device sync; one multi-tensor
+    kernel over every model's slice of every gradient instead of a launch per tensor)."""
+    slices = [g[i] for i in range(n) for g in grads]
+    norms = torch.stack(torch._foreach_norm(slices)).float().view(n, len(grads))
+    return norms.pow(2).sum(1).sqrt()
 
 
 def clip_per_model(params: list[torch.Tensor], max_norm: float, n: int) -> torch.Tensor:
@@ -105,8 +119,8 @@ def clip_per_model(params: list[torch.Tensor], max_norm: float, n: int) -> torch
     grads = [p.grad for p in params if p.grad is not None]
     norms = per_model_grad_norms(grads, n)
     scale = torch.clamp(max_norm / (norms + 1e-6), max=1.0)
-    for g in grads:
-        g.mul_(scale.to(g.dtype).view(n, *([1] * (g.dim() - 1))))
+    for i in range(n):
+        torch._foreach_mul_([g[i] for g in grads], scale[i].to(grads[0].dtype))
     return norms
 
 
