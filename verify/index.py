@@ -217,8 +217,12 @@ class EvidenceIndex:
         return self.search_many([query], k, allowed=[allowed], rrf_k=rrf_k)[0]
 
 
-def _fuse(passages: list[Passage], candidates: np.ndarray, lexical: np.ndarray, dense: np.ndarray, k: int,
-          rrf_k: int) -> list[Hit]:
+def _fuse(passages: Sequence[Passage], candidates: np.ndarray, lexical: np.ndarray, dense: np.ndarray, k: int,
+          rrf_k: int, pool: int | None = None) -> list[Hit]:
+    """Reciprocal-rank fusion of the candidates' BM25 and dense ranks. A candidate without a lexical match ranks last
+    lexically: after `pool` passages (default: the candidates; the sharded corpus index passes the corpus size, its
+    candidates being only the BM25 and dense top lists)."""
+    pool = len(candidates) if pool is None else pool
     lex = lexical[candidates]
     den = dense[candidates]
     lex_rank = np.empty(len(candidates), dtype=np.int64)
@@ -226,7 +230,7 @@ def _fuse(passages: list[Passage], candidates: np.ndarray, lexical: np.ndarray, 
     den_rank = np.empty(len(candidates), dtype=np.int64)
     den_rank[np.argsort(-den, kind="stable")] = np.arange(len(candidates))
     fused = 1.0 / (rrf_k + 1 + lex_rank) + 1.0 / (rrf_k + 1 + den_rank)
-    fused = np.where(lex > 0, fused, 1.0 / (rrf_k + 1 + den_rank) + 1.0 / (rrf_k + 1 + len(candidates)))
+    fused = np.where(lex > 0, fused, 1.0 / (rrf_k + 1 + den_rank) + 1.0 / (rrf_k + 1 + pool))
     order = np.argsort(-fused, kind="stable")[:k]
     return [Hit(int(candidates[j]), passages[int(candidates[j])], float(fused[j]), int(lex_rank[j]) + 1,
                 int(den_rank[j]) + 1, float(den[j])) for j in order]

@@ -143,12 +143,14 @@ class LocalEngine:
 
 
 class PassageProgress:
-    """A rich progress bar yielding `advance(n)`; silent when disabled or there is nothing to do."""
+    """A rich progress bar yielding `advance(n)` (total None: a running count); silent when disabled or there is
+    nothing to do."""
 
-    def __init__(self, enabled: bool, label: str, total: int) -> None:
-        self.enabled = enabled and total > 0
+    def __init__(self, enabled: bool, label: str, total: int | None, unit: str = "passages") -> None:
+        self.enabled = enabled and (total is None or total > 0)
         self.label = label
         self.total = total
+        self.unit = unit
         self._progress: Any = None
 
     def __enter__(self) -> Callable[[int], None]:
@@ -157,7 +159,7 @@ class PassageProgress:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
         self._progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                  TextColumn("passages"), TimeRemainingColumn(), transient=True)
+                                  TextColumn(self.unit), TimeRemainingColumn(), transient=True)
         self._progress.start()
         task = self._progress.add_task(self.label, total=self.total)
         return lambda n: self._progress.advance(task, n)

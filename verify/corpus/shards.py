@@ -47,6 +47,7 @@ PASSAGE_SCHEMA = pa.schema([
     ("text", pa.string()),
 ])
 COLUMNS = tuple(PASSAGE_SCHEMA.names)
+ROW_GROUP = 4096  # rows per Parquet row group: fetching one passage decodes one group, not the whole shard
 
 
 def shard_name(i: int) -> str:
@@ -96,7 +97,7 @@ def write_passage_shard(path: Path, rows: Sequence[dict[str, Any]] | pa.Table) -
     """Write one passage shard atomically; returns its sha256."""
     table = rows if isinstance(rows, pa.Table) else pa.Table.from_pylist(list(rows), schema=PASSAGE_SCHEMA)
     with atomic_path(path) as tmp:
-        pq.write_table(table, tmp, compression="zstd")
+        pq.write_table(table, tmp, compression="zstd", row_group_size=ROW_GROUP)
     return sha256_file(path)
 
 

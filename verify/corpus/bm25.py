@@ -1,0 +1,105 @@
+"""BM25 over passage shards: one bm25s index per shard (the tokenizer of verify.index: English stopwords, Snowball
+stemmer), saved under INDEX_DIR/bm25/part-XXXXX/ and loaded memory-mapped. A query's shard scores are merged by
+score, as a sharded search engine does with per-shard statistics (Lucene's default query-then-fetch): idf and mean
+length come from each shard, which for shards of tens of thousands of passages drawn from one corpus are close to
+the corpus-wide values.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from claimscope.errors import BadRunDir
+from claimscope.verify.corpus.shards import read_passage_shard
+from claimscope.verify.index import _tokenize
+
+logger = logging.getLogger(__name__)
+
+BM25_DIR = "bm25"
+DONE = "params.index.json"  # written by bm25s.save; the folder is swapped in whole, so its presence means complete
+
+
+def bm25_shard_dir(index_dir: Path, passage_shard: Path) -> Path:
+    return Path(index_dir) / BM25_DIR / Path(passage_shard).stem
+
+
+def build_shard_bm25(passage_shard: Path, out_dir: Path) -> bool:
+    """Index one passage shard into out_dir (temp folder, then renamed). Returns False when it was already there."""
+    import bm25s
+
+    out_dir = Path(out_dir)
+    if (out_dir / DONE).exists():
+        return False
+    texts = read_passage_shard(passage_shard, ["text"]).column("text").to_pylist()
+    index = bm25s.BM25()
+    index.index(_tokenize(texts), show_progress=False)
+    tmp = out_dir.with_name(f".{out_dir.name}.{os.getpid()}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    index.save(str(tmp), show_progress=False)
+    shutil.rmtree(out_dir, ignore_errors=True)
+    os.replace(tmp, out_dir)
+    return True
+
+
+def query_tokens(queries: Sequence[str]) -> list[list[str]]:
+    """Stemmed, stopword-free tokens per query, as verify.index tokenizes them."""
+    q = _tokenize(list(queries))
+    inv = {v: k for k, v in q.vocab.items()}
+    return [[inv[t] for t in ids] for ids in q.ids]
+
+
+class ShardedBM25:
+    """Per-shard BM25 indexes, loaded on first use (memory-mapped)."""
+
+    def __init__(self, index_dir: Path, shard_names: Sequence[str], offsets: np.ndarray) -> None:
+        self.dirs = [Path(index_dir) / BM25_DIR / name for name in shard_names]
+        self.offsets = offsets
+        self._loaded: dict[int, Any] = {}
+
+    def shard(self, s: int) -> Any:
+        if s not in self._loaded:
+            import bm25s
+
+            d = self.dirs[s]
+            if not (d / DONE).exists():
+                raise BadRunDir(str(d), "missing BM25 shard; rebuild the index (claimscope index build)")
+            self._loaded[s] = bm25s.BM25.load(str(d), mmap=True, show_progress=False)
+        return self._loaded[s]
+
+    @property
+    def loaded(self) -> set[int]:
+        return set(self._loaded)
+
+    def scores(self, s: int, tokens: list[str]) -> np.ndarray:
+        """BM25 score of every passage of shard s (zeros for a query with no known token)."""
+        index = self.shard(s)
+        n = int(self.offsets[s + 1] - self.offsets[s])
+        known = [t for t in tokens if t in index.vocab_dict]
+        if not known:
+            return np.zeros(n, dtype=np.float32)
+        return np.asarray(index.get_scores(known), dtype=np.float32)
+
+    def topk(self, tokens: list[str], k: int, shards: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """Merged top-k with a positive score over the given shards: (scores, global rows), best first."""
+        all_s, all_i = [], []
+        for s in shards:
+            sc = self.scores(s, tokens)
+            kk = min(k, len(sc))
+            if kk == 0:
+                continue
+            part = np.argpartition(-sc, kk - 1)[:kk]
+            part = part[sc[part] > 0]
+            all_s.append(sc[part])
+            all_i.append(part + int(self.offsets[s]))
+        if not all_s:
+            return np.zeros(0, dtype=np.float32), np.zeros(0, dtype=np.int64)
+        s_cat, i_cat = np.concatenate(all_s), np.concatenate(all_i)
+        order = np.lexsort((i_cat, -s_cat))[:k]
+        return s_cat[order], i_cat[order]
