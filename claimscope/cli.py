@@ -25,6 +25,7 @@ COMMAND_MODULES = [
     "claimscope.verify.extract_cli",
     "claimscope.verify.reverify_cli",
     "claimscope.verify.scifact_cli",
+    "claimscope.verify.corpus.cli",
     "claimscope.report_templates.cli",
     "claimscope.replicate.cli",
 ]

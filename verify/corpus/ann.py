@@ -180,11 +180,13 @@ class DenseIndex:
         return np.take_along_axis(scores, order, axis=1), np.take_along_axis(ids, order, axis=1)
 
 
-def recall_at(dense: DenseIndex, queries: np.ndarray, k: int = 10, exclude: np.ndarray | None = None) -> float:
+def recall_at(dense: DenseIndex, queries: np.ndarray, k: int = 10, exclude: np.ndarray | None = None,
+              exact: tuple[np.ndarray, np.ndarray] | None = None) -> float:
     """Mean fraction of the approximate top-k whose exact score reaches the exact k-th score (tie-aware recall@k).
-    `exclude[i]` is a global row left out for query i (the query's own row when queries are corpus rows)."""
+    `exclude[i]` is a global row left out for query i (the query's own row when queries are corpus rows); `exact`
+    is `exact_topk(shards, queries, k + (1 if exclude is given))` when already computed."""
     extra = 1 if exclude is not None else 0
-    ex_s, ex_i = exact_topk(dense.shards, queries, k + extra)
+    ex_s, ex_i = exact if exact is not None else exact_topk(dense.shards, queries, k + extra)
     ap_s, ap_i = dense.search(queries, k + extra)
     total = 0.0
     for i in range(len(queries)):
@@ -272,10 +274,11 @@ def _tune(dense: DenseIndex, q_vecs: np.ndarray, q_rows: np.ndarray, target: flo
     else:
         name, grid = "efSearch", [16, 32, 64, 128, 256, 512]
     recall = 0.0
+    exact = exact_topk(dense.shards, q_vecs, 11)
     for value in grid:
         params[name] = value
         dense.set_params(params)
-        recall = recall_at(dense, q_vecs, 10, exclude=q_rows)
+        recall = recall_at(dense, q_vecs, 10, exclude=q_rows, exact=exact)
         logger.debug("%s=%d recall@10 %.4f", name, value, recall)
         if recall >= target:
             break

@@ -1,0 +1,149 @@
+"""`claimscope index build | search | verify`: corpus-scale evidence indexes."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+
+def _gib(text: str) -> int:
+    return int(float(text) * 2**30)
+
+
+def _build(args: argparse.Namespace) -> int:
+    import sys
+
+    from rich.console import Console
+
+    from claimscope.types import EncoderSpec
+    from claimscope.verify.corpus.build import build_index
+    from claimscope.verify.corpus.engines import get_engine
+
+    console = Console(stderr=True)
+    encoder = EncoderSpec(model=args.embedder, precision=args.precision, batch_size=args.batch_size,
+                          dtype=args.dtype, device=args.device, threads=args.threads)
+    if args.engine == "ray":
+        engine = get_engine("ray", address=args.ray_address, num_cpus=args.num_cpus, num_gpus=args.num_gpus,
+                            actors=args.actors, workers=args.workers, batch_size=args.batch_size)
+    else:
+        engine = get_engine("local", workers=args.workers, progress=sys.stderr.isatty() or args.progress)
+    manifest = build_index(args.corpus, args.out, engine=engine, encoder=encoder, shard_size=args.shard_size,
+                           ann=args.ann, exact_max=args.exact_max, memory_budget=_gib(args.ann_memory),
+                           window=args.window, workers=args.workers, progress=sys.stderr.isatty() or args.progress)
+    st = manifest.stats
+    ann = manifest.ann
+    console.print(f"[bold]{manifest.count:,} passages[/bold] from {len(manifest.paper_shards):,} papers in "
+                  f"{len(manifest.shards)} shards → {args.out}")
+    console.print(f"  embedded with {manifest.encoder.model} ({manifest.engine}); dense index "
+                  f"{ann.kind if ann else '-'} recall@10 {ann.recall_at_10 if ann else '-'}; "
+                  f"{st['index_bytes'] / 2**20:.1f} MiB on disk")
+    return 0
+
+
+def _search(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from claimscope.verify.corpus.search import ShardedEvidenceIndex
+
+    index = ShardedEvidenceIndex(args.index)
+    allowed = set(args.paper) if args.paper else None
+    hits = index.search(args.query, args.k, allowed=allowed)
+    if args.json:
+        print(json.dumps([{"rank": r, "score": round(h.score, 6), "paper": h.passage.paper, "page": h.passage.page,
+                           "passage_id": h.passage.id, "bm25_rank": h.bm25_rank, "dense_rank": h.dense_rank,
+                           "text": h.passage.text} for r, h in enumerate(hits, 1)], indent=2))
+        return 0
+    table = Table(title=f"{args.query!r} in {args.index} ({len(index):,} passages)")
+    for col in ("#", "paper", "page", "score", "bm25", "dense", "passage"):
+        table.add_column(col, overflow="fold")
+    for r, h in enumerate(hits, 1):
+        table.add_row(str(r), h.passage.paper, str(h.passage.page), f"{h.score:.4f}", str(h.bm25_rank),
+                      str(h.dense_rank), h.passage.text)
+    Console().print(table)
+    if not hits:
+        print("no passages found")
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    import sys
+
+    from rich.console import Console
+
+    from claimscope.pipeline_cli import settings_from_args
+    from claimscope.rundir import write_jsonl
+    from claimscope.types import Label
+    from claimscope.verify.claims_io import read_claims
+    from claimscope.verify.corpus.verifier import verify_against_index
+
+    settings = settings_from_args(args)
+    claims = read_claims(args.claims, args.format, max_claims=settings.verify.max_claims).claims
+    verdicts = verify_against_index(args.index, claims, settings.verify, batch=args.batch,
+                                    progress=sys.stderr.isatty())
+    write_jsonl(args.out, verdicts)
+    counts = {lab: sum(v.label == lab for v in verdicts) for lab in Label}
+    Console(stderr=True).print(", ".join(f"{n} {lab.value}" for lab, n in counts.items()) + f" → {args.out}")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from claimscope.pipeline_cli import add_settings_args
+
+    p = sub.add_parser("index", help="corpus-scale evidence indexes: build, search, verify claims against one",
+                       description="Index a whole corpus (hundreds of thousands of papers) for evidence search: "
+                                   "passages in Parquet shards, embeddings in memory-mapped shards, BM25 per shard "
+                                   "and an approximate FAISS index; built on this machine or on a Ray cluster.")
+    isub = p.add_subparsers(dest="index_command", metavar="ACTION", required=True)
+
+    b = isub.add_parser("build", help="build (or resume building) a corpus index",
+                        description="CORPUS: a SciFact-style corpus.jsonl, a passages JSONL, or a folder of papers "
+                                    "(PDF/text/Markdown/HTML). Rerunning after an interruption skips finished shards.")
+    b.add_argument("corpus", type=Path, metavar="CORPUS")
+    b.add_argument("--out", type=Path, required=True, metavar="INDEX_DIR", help="index folder (created if missing)")
+    b.add_argument("--workers", type=int, default=1, help="encoder processes (local) or actors (ray); default 1")
+    b.add_argument("--engine", choices=["local", "ray"], default="local", help="where embeddings are computed")
+    b.add_argument("--shard-size", type=int, default=50_000, help="passages per shard (bounds build memory)")
+    b.add_argument("--ann", choices=["auto", "flat", "ivf", "hnsw", "ivfpq"], default="auto",
+                   help="dense index: auto = exact up to --exact-max passages, then IVF-Flat, IVF-PQ when IVF-Flat "
+                        "would exceed --ann-memory")
+    b.add_argument("--exact-max", type=int, default=100_000, help="largest corpus searched exactly (auto)")
+    b.add_argument("--ann-memory", default="2", metavar="GIB", help="memory budget of the dense index in GiB (auto)")
+    b.add_argument("--embedder", default="bundled:all-MiniLM-L6-v2",
+                   help="sentence-transformers model name/path, or 'hash' (no model; for scale tests only)")
+    b.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto", help="encoder inference dtype")
+    b.add_argument("--dtype", choices=["float16", "float32"], default="float16", help="stored embedding dtype")
+    b.add_argument("--batch-size", type=int, default=64, help="passages per encoder forward pass")
+    b.add_argument("--threads", type=int, default=1, help="torch threads per encoder (scale with --workers)")
+    b.add_argument("--device", default="cpu", help="encoder device (cuda for GPU actors)")
+    b.add_argument("--window", type=int, default=None,
+                   help="sentences per passage (default: 1 for a SciFact corpus, else retrieve.window_sentences)")
+    b.add_argument("--ray-address", default=None,
+                   help="--engine ray: 'auto' or ray://HOST:10001 to join a cluster (default: start a local Ray)")
+    b.add_argument("--num-cpus", type=int, default=None, help="--engine ray: CPUs for a local Ray")
+    b.add_argument("--num-gpus", type=float, default=None, help="--engine ray: GPUs per encoder actor")
+    b.add_argument("--actors", type=int, default=None, help="--engine ray: encoder actors (default --workers)")
+    b.add_argument("--progress", action="store_true", help="show progress bars even when not on a terminal")
+    b.set_defaults(handler=_build)
+
+    s = isub.add_parser("search", help="search a corpus index")
+    s.add_argument("index", type=Path, metavar="INDEX_DIR")
+    s.add_argument("query")
+    s.add_argument("-k", type=int, default=10, help="hits to show")
+    s.add_argument("--paper", action="append", default=None, metavar="KEY",
+                   help="only passages of this paper key (repeatable), e.g. 2005.13013v2 or scifact:4983")
+    s.add_argument("--json", action="store_true", help="print the hits as JSON")
+    s.set_defaults(handler=_search)
+
+    v = isub.add_parser("verify", help="verify a claims file against a corpus index (writes verdicts.jsonl)")
+    v.add_argument("index", type=Path, metavar="INDEX_DIR")
+    v.add_argument("--claims", type=Path, required=True, help="claims file: report, .json, .csv or SciFact .jsonl")
+    v.add_argument("--format", choices=["report", "json", "csv", "scifact"], default=None)
+    v.add_argument("--out", type=Path, required=True, help="verdicts JSONL to write")
+    v.add_argument("--batch", type=int, default=128, help="claims searched and scored together")
+    add_settings_args(v)
+    v.set_defaults(handler=_verify)
