@@ -51,19 +51,29 @@ def _projection(dims: int) -> np.ndarray:
     return (np.random.default_rng(20240611).standard_normal((HASH_BUCKETS, dims)) / np.sqrt(dims)).astype(np.float32)
 
 
-def hash_embed(texts: Sequence[str], dims: int = 384, chunk: int = 1024) -> np.ndarray:
+def hash_embed(texts: Sequence[str], dims: int = 384, chunk: int = 512) -> np.ndarray:
     """Deterministic bag-of-words embedding (see module doc); L2-normalised float32 [len(texts), dims]."""
     proj = _projection(dims)
     out = np.zeros((len(texts), dims), dtype=np.float32)
     for s in range(0, len(texts), chunk):
         part = texts[s: s + chunk]
-        counts = np.zeros((len(part), HASH_BUCKETS), dtype=np.float32)
+        rows: list[int] = []
+        keys: list[int] = []
+        signs: list[float] = []
         for i, text in enumerate(part):
             for word in _WORD.findall(str(text).lower()):
                 h = zlib.crc32(word.encode())
-                counts[i, h & (HASH_BUCKETS - 1)] += 1.0 if (h >> 20) & 1 else -1.0
-        np.copysign(np.log1p(np.abs(counts)), counts, out=counts)
-        out[s: s + len(part)] = counts @ proj
+                rows.append(i)
+                keys.append(i * HASH_BUCKETS + (h & (HASH_BUCKETS - 1)))
+                signs.append(1.0 if (h >> 20) & 1 else -1.0)
+        if not keys:
+            continue
+        uniq, inverse = np.unique(np.asarray(keys, dtype=np.int64), return_inverse=True)
+        counts = np.bincount(inverse, weights=np.asarray(signs)).astype(np.float32)
+        weights = np.sign(counts) * np.log1p(np.abs(counts))
+        row_of, bucket = uniq // HASH_BUCKETS, uniq % HASH_BUCKETS
+        starts = np.flatnonzero(np.r_[True, row_of[1:] != row_of[:-1]])
+        out[s + row_of[starts]] = np.add.reduceat(proj[bucket] * weights[:, None], starts, axis=0)
     norms = np.linalg.norm(out, axis=1, keepdims=True)
     return out / np.where(norms > 0, norms, 1.0)
 

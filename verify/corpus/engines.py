@@ -68,12 +68,13 @@ _worker_dtype = "float32"
 
 def _init_worker(spec_json: str) -> None:
     global _worker_encoder, _worker_dtype
-    import torch
-
-    from claimscope.verify.corpus.encode import ShardEncoder
+    from claimscope.verify.corpus.encode import ShardEncoder, is_hash_model
 
     spec = EncoderSpec.model_validate_json(spec_json)
-    torch.set_num_threads(spec.threads)
+    if not is_hash_model(spec.model):  # the hash embedder needs no torch (and its ~400 MB)
+        import torch
+
+        torch.set_num_threads(spec.threads)
     _worker_encoder = ShardEncoder.from_spec(spec)
     _worker_dtype = spec.dtype
 
