@@ -3,7 +3,8 @@
     .venv/bin/python benchmarks/verify_scifact.py --scifact ../shared/benchmarks/scifact
 
 Prints, all measured in this run on this machine:
-- retrieval recall@3 of gold abstracts: stemmed BM25 over abstracts alone, and fused with the hybrid sentence index;
+- retrieval recall@1/3/10 of gold abstracts: the product's document search (stemmed BM25 over title + abstract fused
+  with the dense cosines of the best sentences and the title) beside stemmed BM25 alone;
 - abstract label-only F1 (and the other official scores) with open retrieval and with oracle (cited) abstracts, beside
   the always-SUPPORT floors (open: the top retrieved abstract; oracle: every cited abstract);
 - ECE (15 bins) and Brier of the abstract-level probabilities over every judged abstract;
@@ -24,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from claimscope.verify import scifact as sf
-from claimscope.verify.scifact_pipeline import DocRetriever, decision_calibration, predict
+from claimscope.verify.scifact_pipeline import DocRetriever, decision_calibration, predict, scifact_index
 from claimscope.verify.stance import load_scorer
 
 
@@ -57,7 +58,6 @@ def main() -> int:
     ap.add_argument("--index-dir", type=Path, default=Path("runs/bench-scifact/index"),
                     help="hybrid sentence index, built once and reused")
     ap.add_argument("--build-sample", type=int, default=1000, help="sentences embedded from scratch for build speed")
-    ap.add_argument("--no-hybrid", action="store_true", help="skip the dense sentence index (BM25 over abstracts only)")
     ap.add_argument("--speed-claims", type=int, default=40, help="dev claims timed for warm claims/s")
     ap.add_argument("--stance-model", default="bundled")
     ap.add_argument("--quantize", action="store_true", help="int8 dynamic quantisation of the stance model")
@@ -84,12 +84,13 @@ def main() -> int:
     EvidenceIndex.build(sample, model)
     out["index_build_sentences_per_s"] = len(sample) / (time.perf_counter() - t0)
     t0 = time.perf_counter()
-    index = None if args.no_hybrid else EvidenceIndex.load_or_build(args.index_dir, passages, model)
+    index = scifact_index(corpus, args.index_dir, model)
+    index.doc_ranker()  # title embeddings and the document BM25: part of loading, not of the warm speed
     out["index_load_or_build_s"] = time.perf_counter() - t0
 
     # ---- retrieval --------------------------------------------------------------------------------------------
-    bm25_only = DocRetriever(corpus)
-    hybrid = DocRetriever(corpus, index) if index is not None else bm25_only
+    bm25_only = DocRetriever(index, dense=False)
+    hybrid = DocRetriever(index)
     queries = [g["claim"] for g in gold]
     ranked_bm25 = dict(zip([g["id"] for g in gold], bm25_only.search(queries, 10), strict=True))
     ranked_hybrid = dict(zip([g["id"] for g in gold], hybrid.search(queries, 10), strict=True))
@@ -97,12 +98,8 @@ def main() -> int:
     out["retrieval_hybrid"] = sf.retrieval_recall(gold, ranked_hybrid, ks=(1, 3, 10))
     print("retrieval recall of gold evidence abstracts (micro over abstracts; claims with evidence only)")
     for k in (1, 3, 10):
-        if index is None:
-            line(f"recall@{k}  stemmed BM25 alone (hybrid not run)", out["retrieval_bm25"][f"retrieval_recall@{k}"],
-                 f"claims with any gold abstract found {out['retrieval_bm25'][f'retrieval_claim_any@{k}']:.3f}")
-            continue
-        line(f"recall@{k}  hybrid (BM25 floor beside)", out["retrieval_hybrid"][f"retrieval_recall@{k}"],
-             f"BM25 alone {out['retrieval_bm25'][f'retrieval_recall@{k}']:.3f}")
+        line(f"recall@{k}  hybrid documents (BM25 alone beside)", out["retrieval_hybrid"][f"retrieval_recall@{k}"],
+             f"stemmed BM25 alone {out['retrieval_bm25'][f'retrieval_recall@{k}']:.3f}")
 
     # ---- stance + abstract decisions ---------------------------------------------------------------------------
     scorer = load_scorer(args.stance_model, quantize=args.quantize)

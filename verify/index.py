@@ -1,6 +1,10 @@
 """Hybrid evidence search: stemmed BM25 (bm25s) + dense (sentence-transformers, FAISS inner product), fused by
 reciprocal rank. The index is persisted with a manifest and reused while the corpus and model are unchanged; new
 passages can be added without re-embedding the old ones.
+
+A claim restricted to papers (the ones it cites) ranks those papers' passages directly. An open claim is searched in
+two steps: documents first (`verify.docrank`: whole papers, or sections / page groups of long ones), then the
+sentence windows inside the best documents, for the quotes.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +25,7 @@ import numpy as np
 from claimscope.errors import LimitExceeded
 from claimscope.rundir import atomic_write_bytes, write_json
 from claimscope.types import Passage
+from claimscope.verify.docrank import DocHit, DocParams, DocRanker
 
 logger = logging.getLogger(__name__)
 
@@ -56,12 +61,17 @@ class Hit:
     bm25_rank: int
     dense_rank: int
     dense_score: float
+    doc_rank: int = 0  # open search: rank of the passage's document (0: the search was restricted to papers)
+    doc_score: float = 0.0
 
 
 class EvidenceIndex:
     def __init__(self, passages: list[Passage], embeddings: np.ndarray, model_name: str,
-                 additions: list[dict] | None = None, precision: str = "auto") -> None:
+                 additions: list[dict] | None = None, precision: str = "auto", *,
+                 titles: Mapping[str, str] | None = None, doc_params: DocParams | None = None) -> None:
         self.passages = passages
+        self.titles = dict(titles or {})  # paper key -> title, for the document ranking of open claims
+        self.doc_params = doc_params or DocParams()
         self.precision = precision  # embedding inference precision (VerifySettings.embed_precision)
         self.embeddings = embeddings.astype(np.float32, copy=False)
         self.model_name = model_name
@@ -69,6 +79,7 @@ class EvidenceIndex:
         self._id_to_idx = {p.id: i for i, p in enumerate(passages)}
         self._bm25: Any = None
         self._faiss: Any = None
+        self._ranker: DocRanker | None = None
 
     # ---- building -------------------------------------------------------------------------------------------
     @classmethod
@@ -98,6 +109,7 @@ class EvidenceIndex:
         self.additions.append({"added": len(fresh), "at": _now(), "reason": reason})
         self._bm25 = None
         self._faiss = None
+        self._ranker = None
         return fresh
 
     # ---- persistence ----------------------------------------------------------------------------------------
@@ -181,9 +193,38 @@ class EvidenceIndex:
             self._faiss = index
         return self._faiss
 
+    # ---- documents (open claims) ----------------------------------------------------------------------------
+    def set_titles(self, titles: Mapping[str, str]) -> None:
+        """Paper titles for the document ranking (BM25 text and a title cosine); SciFact abstracts have them apart."""
+        self.titles = dict(titles)
+        self._ranker = None
+
+    def doc_ranker(self) -> DocRanker:
+        if self._ranker is None:
+            ranker = DocRanker.build(self.passages, self.embeddings, params=self.doc_params, titles=self.titles)
+            if self.titles and self.doc_params.w_title:
+                t0 = time.perf_counter()
+                ranker.title_embeddings = embed_texts(ranker.unit_titles(), self.model_name,
+                                                      precision=self.precision)
+                logger.info("embedded %d titles in %.1fs", len(ranker.units), time.perf_counter() - t0)
+            self._ranker = ranker
+        return self._ranker
+
+    def search_docs(self, queries: Sequence[str], k: int, *, dense: bool = True,
+                    query_embeddings: np.ndarray | None = None) -> list[list[DocHit]]:
+        """The top-k document units per query; `dense=False` ranks by stemmed BM25 of the unit text alone."""
+        if dense and query_embeddings is None and queries:
+            query_embeddings = embed_texts(list(queries), self.model_name, precision=self.precision)
+        return self.doc_ranker().rank(queries, query_embeddings, k, dense=dense)
+
+    # ---- passages -------------------------------------------------------------------------------------------
     def search_many(self, queries: Sequence[str], k: int, *, allowed: Sequence[set[str] | None] | None = None,
-                    rrf_k: int = 60, query_embeddings: np.ndarray | None = None) -> list[list[Hit]]:
-        """Top-k fused hits per query; `allowed[i]` restricts query i to passages of those paper keys."""
+                    rrf_k: int = 60, query_embeddings: np.ndarray | None = None, docs: int = 3) -> list[list[Hit]]:
+        """Top-k fused hits per query; `allowed[i]` restricts query i to passages of those paper keys.
+
+        An open query (`allowed[i]` None) takes the best `docs` document units first and then the best of each
+        one's passages (about k / docs each, best document first).
+        """
         if not self.passages:
             return [[] for _ in queries]
         if query_embeddings is None:
@@ -194,24 +235,42 @@ class EvidenceIndex:
         vocab = q_tokens.vocab
         inv_vocab = {v: k_ for k_, v in vocab.items()}
         paper_of = np.array([p.paper for p in self.passages])
+        open_q = [i for i in range(len(queries)) if allowed is None or allowed[i] is None]
+        doc_hits: dict[int, list[DocHit]] = {}
+        if open_q:
+            ranked = self.doc_ranker().rank([queries[i] for i in open_q], q_emb[open_q], docs)
+            doc_hits = dict(zip(open_q, ranked, strict=True))
         results = []
         for qi in range(len(queries)):
             tokens = [inv_vocab[t] for t in q_tokens.ids[qi]]
+            lexical = bm25.get_scores(tokens) if tokens else np.zeros(len(self.passages))
             restrict = allowed[qi] if allowed is not None else None
-            mask = np.isin(paper_of, list(restrict)) if restrict is not None else None
-            candidates = np.flatnonzero(mask) if mask is not None else np.arange(len(self.passages))
+            if restrict is None:
+                results.append(self._within_docs(doc_hits[qi], lexical, q_emb[qi], k, rrf_k))
+                continue
+            candidates = np.flatnonzero(np.isin(paper_of, list(restrict)))
             if len(candidates) == 0:
                 results.append([])
                 continue
-            lexical = bm25.get_scores(tokens) if tokens else np.zeros(len(self.passages))
-            if mask is None and len(self.passages) > 4 * max(k, 50):
-                dense_scores_all, dense_idx = self._dense().search(q_emb[qi: qi + 1], min(len(self.passages), 200))
-                dense = np.full(len(self.passages), -1.0, dtype=np.float32)
-                dense[dense_idx[0]] = dense_scores_all[0]
-            else:
-                dense = self.embeddings @ q_emb[qi]
+            dense = np.zeros(len(self.passages), dtype=np.float32)
+            dense[candidates] = self.embeddings[candidates] @ q_emb[qi]
             results.append(_fuse(self.passages, candidates, lexical, dense, k, rrf_k))
         return results
+
+    def _within_docs(self, docs: list[DocHit], lexical: np.ndarray, q: np.ndarray, k: int, rrf_k: int) -> list[Hit]:
+        """The best passages of each ranked document unit, about k / len(docs) each, in document order."""
+        if not docs:
+            return []
+        per_doc = -(-k // len(docs))
+        dense = np.zeros(len(self.passages), dtype=np.float32)
+        out: list[Hit] = []
+        for d in docs:
+            rows = d.unit.rows
+            dense[rows] = self.embeddings[rows] @ q
+            for h in _fuse(self.passages, rows, lexical, dense, per_doc, rrf_k):
+                h.doc_rank, h.doc_score = d.rank, d.score
+                out.append(h)
+        return out[:k]
 
     def search(self, query: str, k: int, *, allowed: set[str] | None = None, rrf_k: int = 60) -> list[Hit]:
         return self.search_many([query], k, allowed=[allowed], rrf_k=rrf_k)[0]

@@ -27,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     v.add_argument("--oracle-abstracts", action="store_true", help="use each claim's cited_doc_ids instead of search")
     v.add_argument("--stance-model", default="bundled", help="bundled | lexical | HF NLI name/path | openai:<m>@<url>")
     v.add_argument("--index-dir", type=Path, default=None,
-                   help="persist the hybrid sentence index here (default: BM25 over abstracts only)")
+                   help="persist the hybrid sentence index here (default: built in memory)")
     v.add_argument("--embedding-model", default="bundled:all-MiniLM-L6-v2", help="for --index-dir")
     v.add_argument("--top-docs", type=int, default=3, help="abstracts judged per claim with open retrieval")
     v.add_argument("--device", default=None)
@@ -89,12 +89,9 @@ def verify_scifact(args: argparse.Namespace) -> int:
     scorer = load_scorer(args.stance_model, device=args.device)
     retriever = None
     if not args.oracle_abstracts:
-        index = None
-        if args.index_dir is not None:
-            from claimscope.verify.index import EvidenceIndex
+        from claimscope.verify.scifact_pipeline import scifact_index
 
-            index = EvidenceIndex.load_or_build(args.index_dir, sf.corpus_passages(corpus), args.embedding_model)
-        retriever = DocRetriever(corpus, index)
+        retriever = DocRetriever(scifact_index(corpus, args.index_dir, args.embedding_model))
     run = predict(claims, corpus, scorer, retriever=retriever, oracle=args.oracle_abstracts, top_docs=args.top_docs)
     sf.write_predictions(args.out, run.predictions)
     n_ev = sum(len(p.evidence) for p in run.predictions)

@@ -14,7 +14,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -22,6 +22,9 @@ from claimscope.errors import ClaimscopeError
 from claimscope.rundir import atomic_write_text
 from claimscope.verify import scifact as sf
 from claimscope.verify.stance import StanceScorer
+
+if TYPE_CHECKING:
+    from claimscope.verify.index import EvidenceIndex
 
 logger = logging.getLogger(__name__)
 
@@ -37,50 +40,36 @@ class BadRule(ClaimscopeError):
 # ------------------------------------------------------------------------------------------------ doc retrieval
 
 
+def scifact_index(corpus: Mapping[int, Mapping], index_dir: Path | None = None,
+                  model: str = "bundled:all-MiniLM-L6-v2") -> EvidenceIndex:
+    """The hybrid index over every corpus sentence (persisted in `index_dir` when given), with the titles known."""
+    from claimscope.verify.index import EvidenceIndex
+
+    passages = sf.corpus_passages(corpus)
+    index = (EvidenceIndex.load_or_build(index_dir, passages, model) if index_dir is not None
+             else EvidenceIndex.build(passages, model))
+    index.set_titles({sf.paper_key(d): doc["title"] for d, doc in corpus.items()})
+    return index
+
+
 class DocRetriever:
-    """Abstract ranking: stemmed BM25 over title + abstract, optionally fused (reciprocal rank) with the hybrid
-    sentence index (`claimscope.verify.index.EvidenceIndex`), an abstract ranked by its best sentence."""
+    """Abstract ranking by the index's document search (`EvidenceIndex.search_docs`): stemmed BM25 over title +
+    abstract fused with the dense cosines of the best sentences and of the title; `dense=False`: BM25 alone."""
 
-    def __init__(self, corpus: Mapping[int, Mapping], index: Any | None = None, rrf_k: int = 60,
-                 sentence_depth: int = 50) -> None:
-        import bm25s
-        import Stemmer
-
-        self.doc_ids = list(corpus)
+    def __init__(self, index: EvidenceIndex, *, dense: bool = True) -> None:
         self.index = index
-        self.rrf_k = rrf_k
-        self.sentence_depth = sentence_depth
-        self._stemmer = Stemmer.Stemmer("english")
-        texts = [corpus[d]["title"] + " " + sf.abstract_text(corpus[d]) for d in self.doc_ids]
-        self._bm25 = bm25s.BM25()
-        self._bm25.index(bm25s.tokenize(texts, stopwords="en", stemmer=self._stemmer, show_progress=False),
-                         show_progress=False)
-
-    def bm25(self, queries: Sequence[str], k: int) -> list[list[int]]:
-        import bm25s
-
-        tokens = bm25s.tokenize(list(queries), stopwords="en", stemmer=self._stemmer, show_progress=False)
-        docs, _ = self._bm25.retrieve(tokens, k=min(k, len(self.doc_ids)), show_progress=False, n_threads=1)
-        return [[self.doc_ids[int(j)] for j in row] for row in docs]
+        self.dense = dense
 
     def search(self, queries: Sequence[str], k: int) -> list[list[int]]:
         """Top-k doc ids per query."""
-        lexical = self.bm25(queries, max(k, 100))
-        if self.index is None:
-            return [row[:k] for row in lexical]
-        hits = self.index.search_many(list(queries), self.sentence_depth)
         out = []
-        for lex, hs in zip(lexical, hits, strict=True):
-            dense_docs: list[int] = []
-            for h in hs:
-                d = sf.doc_id_of(h.passage)
-                if d not in dense_docs:
-                    dense_docs.append(d)
-            score: dict[int, float] = {}
-            for ranking in (lex, dense_docs):
-                for r, d in enumerate(ranking):
-                    score[d] = score.get(d, 0.0) + 1.0 / (self.rrf_k + 1 + r)
-            out.append(sorted(score, key=lambda d: -score[d])[:k])
+        for hits in self.index.search_docs(list(queries), k, dense=self.dense):
+            ids: list[int] = []
+            for h in hits:
+                d = int(h.unit.paper.split(":", 1)[1])
+                if d not in ids:
+                    ids.append(d)
+            out.append(ids)
         return out
 
 
@@ -321,7 +310,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     corpus = sf.read_corpus(args.scifact / "corpus.jsonl")
     claims = holdout_claims(args.scifact, BUNDLED_ADAPTER)
     scorer = load_scorer("bundled")
-    rule = fit_rule_on_train(claims, corpus, scorer, DocRetriever(corpus), args.top_docs)
+    rule = fit_rule_on_train(claims, corpus, scorer, DocRetriever(scifact_index(corpus)), args.top_docs)
     rule.save(args.out)
     print(json.dumps(rule.meta))
     return 0
