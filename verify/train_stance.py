@@ -21,7 +21,7 @@ calibration. Output: ``adapter_config.json`` + ``adapter_model.safetensors`` (a 
 
 With ``--folds K`` (what ships): K-fold cross-fitting — fold 0 chooses learning rate, LoRA rank and step count, the
 other folds reuse them blind, so every train claim gets predictions from an adapter that never saw it (``oof.jsonl``
-with the fold; the K adapters under ``OUT/folds/``), and the shipped adapter is trained on all train claims::
+with the fold; the K adapters under ``OUT/fold-K/``), and the shipped adapter is trained on all train claims::
 
     python -P verify/train_stance.py --scifact .data/scifact --base .data/minilm --out OUT/stance --seed 13 \
         --device cuda --folds 5 --epochs 10 --lr 4e-4,8e-4 --lora-r 16,64
@@ -468,7 +468,7 @@ def cross_fit(args: argparse.Namespace) -> dict:
     """K-fold cross-fitting. Fold 0 picks the configuration (learning rate x LoRA rank) and the step count by held-out
     macro-F1; folds 1..K-1 train that configuration for that many steps with no look at their held-out claims. Every
     train claim then has predictions from an adapter that never saw it (`oof.jsonl`, with the fold, and the K adapters
-    under OUT/folds/) — honest inputs for fitting the claim aggregator and the calibration. The shipped adapter is
+    under OUT/fold-K/) — honest inputs for fitting the claim aggregator and the calibration. The shipped adapter is
     the same configuration trained on all train claims for the same number of epochs."""
     import torch
     from transformers import AutoTokenizer
@@ -539,8 +539,8 @@ def cross_fit(args: argparse.Namespace) -> dict:
                                                      eval_pairs),
                    "heldout_all_pairs": metrics(probs, held)}
         logger.info("fold %d: held-out %s", k, {n: round(v, 4) for n, v in record["heldout_sentence_pairs"].items()})
-        model.save_pretrained(str(out / "folds" / str(k)))
-        (out / "folds" / str(k) / "README.md").unlink(missing_ok=True)
+        model.save_pretrained(str(out / f"fold-{k}"))  # one level: the device tool returns no deeper folders
+        (out / f"fold-{k}" / "README.md").unlink(missing_ok=True)
         folds_record.append(record)
         for pr, pr_probs in zip(held, probs, strict=True):
             oof_rows.append({"claim_id": pr["claim_id"], "fold": k, "doc_id": pr["doc_id"],
@@ -608,7 +608,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     help="LoRA rank, or comma-separated ranks (with --folds: tried on fold 0); alpha = 2 x rank")
     ap.add_argument("--folds", type=int, default=0,
                     help="K-fold cross-fitting: out-of-fold predictions for every train claim (from K adapters, "
-                         "kept under OUT/folds/ for fitting the aggregator), then the shipped adapter on all claims")
+                         "kept in OUT/fold-K/ for fitting the aggregator), then the shipped adapter on all claims")
     ap.add_argument("--lora-dropout", type=float, default=0.1)
     ap.add_argument("--neutral-ratio", type=float, default=2.0, help="NEUTRAL pairs kept per SUPPORT/CONTRADICT pair")
     ap.add_argument("--hard-neg-docs", type=int, default=3, help="TF-IDF-retrieved uncited abstracts per claim")

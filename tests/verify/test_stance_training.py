@@ -69,8 +69,8 @@ def test_cross_fitting_gives_every_claim_an_out_of_fold_prediction(tmp_path: Pat
     assert {str(r["claim_id"]) for r in rows} == set(folds)
     assert record["folds"][1]["steps"] >= 1 and record["selected"]["lora_r"] == 4
     for k in ("0", "1"):
-        assert (out / "folds" / k / "adapter_model.safetensors").exists()
+        assert (out / f"fold-{k}" / "adapter_model.safetensors").exists()
     from claimscope.verify.stance import load_bundled
 
-    scorer = load_bundled(device="cpu", adapter_dir=out / "folds" / "1", calibrate=False)
+    scorer = load_bundled(device="cpu", adapter_dir=out / "fold-1", calibrate=False)
     assert scorer.score([("a claim", "some evidence")]).shape == (1, 3)
