@@ -266,7 +266,8 @@ def _train_and_fill(shards: EmbeddingShards, kind: str, seed: int) -> tuple[Any,
             index = faiss.IndexIVFFlat(quantizer, d, nlist, faiss.METRIC_INNER_PRODUCT)
             params = {"nlist": nlist, "nprobe": 16}
         else:
-            m = next(m for m in (48, 32, 24, 16, 12, 8, 4, 2, 1) if d % m == 0)
+            # sub-vectors of 8 dimensions (48 for MiniLM's 384), 8 bits each: 48 bytes per vector
+            m = next((m for m in (64, 48, 32, 24, 16, 12, 8, 6, 4, 2) if d % m == 0 and d // m >= 8), 1)
             index = faiss.IndexIVFPQ(quantizer, d, nlist, m, 8, faiss.METRIC_INNER_PRODUCT)
             params = {"nlist": nlist, "nprobe": 16, "pq_m": m, "pq_bits": 8, "refine": 10}
         sample_n = min(n, max(64 * nlist, 10_000), 200_000)
