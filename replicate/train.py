@@ -101,16 +101,10 @@ def adamw(groups: list[dict[str, Any]], lr: float, spec: TrainSpec, device: torc
 
 
 def clip_and_step(opt: torch.optim.Optimizer, params: list[torch.Tensor], max_norm: float | None) -> None:
-    """Clip the global gradient norm to `max_norm`, then step. With a fused optimiser the clipping factor is handed to
-    the fused kernel as its `grad_scale` (grads are divided by it in the same pass), saving a full read and write of
-    every gradient; otherwise `clip_grad_norm_`. Both compute g * min(1, max_norm / (norm + 1e-6))."""
-    fused = any(g.get("fused") for g in opt.param_groups)
+    """Clip the global gradient norm to `max_norm`, then step. (Folding the clip factor into fused AdamW's
+    `grad_scale` was measured on the H200 at 560 vs 624 seq/s for this plain path: no gain, so not used.)"""
     if max_norm:
-        if fused:
-            norm = torch.nn.utils.get_total_norm([p.grad for p in params if p.grad is not None])
-            opt.grad_scale = torch.clamp((norm.float() + 1e-6) / max_norm, min=1.0)  # type: ignore[attr-defined]
-        else:
-            torch.nn.utils.clip_grad_norm_(params, max_norm)
+        torch.nn.utils.clip_grad_norm_(params, max_norm)
     opt.step()
 
 
