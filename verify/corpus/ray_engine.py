@@ -154,8 +154,7 @@ class RayEngine:
             `ray start`; "host:6379" joins a cluster's GCS from one of its nodes; "ray://host:10001" connects
             through Ray Client from anywhere. When this process is already connected to Ray, that connection is used.
         num_cpus: CPUs of the local Ray (default: all); ignored when joining a cluster.
-        num_gpus: GPUs per actor (0: CPU actors). With GPUs the encoder runs on "cuda" unless the EncoderSpec names
-            another non-CPU device.
+        num_gpus: GPUs per actor (0: CPU actors); the EncoderSpec's device must then be a GPU ("cuda").
         actors: actor pool size (default: as many as the cluster's CPUs / GPUs allow).
         cpus_per_actor: CPUs reserved per actor (default: the EncoderSpec's torch threads; 1 for GPU actors).
         block_rows: rows per block and per actor call (larger blocks fill the encoder's exact-length batches better).
@@ -230,21 +229,28 @@ class RayEngine:
             ray.shutdown()
 
     def _pool_size(self, ray: Any, cpus_per_actor: float) -> int:
-        if self.actors:
-            return self.actors
         res = ray.cluster_resources()
         if self.num_gpus > 0:
-            return max(1, int(res.get("GPU", 0) // self.num_gpus))
-        return max(1, int(res.get("CPU", 1) // max(cpus_per_actor, 1e-9)))
+            if res.get("GPU", 0) < self.num_gpus:
+                raise RayEngineError("--ray-gpus-per-actor", f"the Ray cluster has {res.get('GPU', 0):g} GPUs, "
+                                                             f"an actor needs {self.num_gpus:g}")
+            return self.actors or max(1, int(res.get("GPU", 0) // self.num_gpus))
+        return self.actors or max(1, int(res.get("CPU", 1) // max(cpus_per_actor, 1e-9)))
 
     def _actor_spec(self, encoder: EncoderSpec) -> tuple[dict[str, Any], float]:
-        """ShardEncoder constructor kwargs for the actors, and the CPUs each reserves."""
-        device = "cuda" if self.num_gpus > 0 and encoder.device == "cpu" else encoder.device
+        """ShardEncoder constructor kwargs for the actors, and the CPUs each reserves. The device is the
+        EncoderSpec's (it is part of the index's encoder settings, so vectors from two devices never mix in one
+        index): GPU actors need a GPU device, and a GPU device needs GPU actors."""
+        on_gpu = not encoder.device.startswith("cpu")
+        if self.num_gpus > 0 and not on_gpu:
+            raise BadSettings("--ray-gpus-per-actor", "GPU actors need the encoder on the GPU: add --device cuda")
+        if on_gpu and self.num_gpus == 0:
+            raise BadSettings("--device", f"{encoder.device} on Ray needs GPUs per actor: add --ray-gpus-per-actor 1")
         spec = {"model": encoder.model, "precision": encoder.precision, "batch_size": encoder.batch_size,
-                "device": device, "threads": encoder.threads}
+                "device": encoder.device, "threads": encoder.threads}
         if self.cpus_per_actor is not None:
             return spec, self.cpus_per_actor
-        return spec, 1.0 if self.num_gpus > 0 else float(encoder.threads)
+        return spec, 1.0 if on_gpu else float(encoder.threads)
 
     # ------------------------------------------------------------------------------------------------- embedding
 
@@ -260,10 +266,10 @@ class RayEngine:
         dims = None
         if rows:
             total = sum(r for _, _, r in rows)
+            spec, cpus = self._actor_spec(encoder)
             t0 = time.perf_counter()
             with self.session() as ray:
                 self.last_run["connect_seconds"] = round(time.perf_counter() - t0, 2)
-                spec, cpus = self._actor_spec(encoder)
                 size = self._pool_size(ray, cpus)
                 logger.info("embedding %d of %d shards (%d passages) with %s: %d actors x (%g CPU, %g GPU)",
                             len(rows), len(passage_shards), total, self.describe(), size, cpus, self.num_gpus)

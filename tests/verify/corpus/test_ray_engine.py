@@ -135,6 +135,15 @@ def test_get_engine_passes_the_ray_options():
         RayEngine(actors=0)
 
 
+def test_gpu_actors_and_a_gpu_device_go_together(tmp_path):
+    shards = _passage_shards(_corpus(tmp_path, 2), tmp_path, 50)
+    with pytest.raises(BadSettings, match="add --device cuda"):
+        RayEngine(num_gpus=1, progress=False).embed_shards(shards, tmp_path / "emb", HASH)
+    with pytest.raises(BadSettings, match="add --ray-gpus-per-actor 1"):
+        RayEngine(progress=False).embed_shards(shards, tmp_path / "emb", HASH.model_copy(update={"device": "cuda"}))
+    assert not ray.is_initialized()
+
+
 def test_rows_out_of_order_are_refused():
     want = np.array(["a", "b", "c"], dtype=object)
     check_rows(Path("part-00000.parquet"), np.array(["a", "b", "c"]), want)
@@ -186,6 +195,14 @@ def test_actor_failure_is_one_line_naming_the_cause(tmp_path, local_ray):
                                              r"FileNotFoundError: .*/nonexistent/model"):
         RayEngine(actors=1, progress=False).embed_shards(shards, tmp_path / "emb",
                                                          EncoderSpec(model="/nonexistent/model"))
+
+
+@pytest.mark.slow
+def test_gpu_actors_on_a_cluster_without_gpus_fail_instead_of_waiting(tmp_path, local_ray):
+    shards = _passage_shards(_corpus(tmp_path, 2), tmp_path, 50)
+    with pytest.raises(RayEngineError, match="the Ray cluster has 0 GPUs, an actor needs 1"):
+        RayEngine(num_gpus=1, progress=False).embed_shards(shards, tmp_path / "emb",
+                                                           HASH.model_copy(update={"device": "cuda"}))
 
 
 def _free_port() -> int:
