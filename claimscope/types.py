@@ -293,6 +293,7 @@ class AnnInfo(Model):
     reason: str = Field("", description="why this kind was chosen (size, memory budget)")
     recall_at_10: float | None = Field(None, description="recall@10 against exact search on a sample of queries")
     recall_queries: int = 0
+    recall_on: str = Field("", description="what the recall queries were")
     bytes: int = Field(0, description="size of the ANN files on disk")
     seconds: float = 0.0
 

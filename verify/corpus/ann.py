@@ -216,8 +216,13 @@ def recall_at(dense: DenseIndex, queries: np.ndarray, k: int = 10, exclude: np.n
 
 def build_ann(index_dir: Path, shards: EmbeddingShards, requested: str = "auto", *, exact_max: int = EXACT_MAX,
               memory_budget: int = MEMORY_BUDGET, target_recall: float = TARGET_RECALL, recall_queries: int = 200,
-              seed: int = 0) -> AnnInfo:
-    """Build the dense index for the shards into INDEX_DIR/ann/ (written to a temp folder, then swapped in)."""
+              queries: np.ndarray | None = None, queries_label: str = "", seed: int = 0) -> AnnInfo:
+    """Build the dense index for the shards into INDEX_DIR/ann/ (written to a temp folder, then swapped in).
+
+    Recall is measured (and nprobe / efSearch tuned) on `queries` when given: query-like vectors matter, because
+    corpus rows sit inside the clusters an IVF index is made of and overstate recall for claims (SciFact dev claims
+    on 1M passages: 0.68 where corpus rows gave 0.96). Otherwise on `recall_queries` sampled corpus rows (each
+    query's own row left out)."""
     t0 = time.perf_counter()
     n, d = len(shards), shards.dims
     kind, reason = choose_kind(n, d, requested, exact_max=exact_max, memory_budget=memory_budget)
@@ -230,12 +235,18 @@ def build_ann(index_dir: Path, shards: EmbeddingShards, requested: str = "auto",
     if kind != "flat":
         index, info.params = _train_and_fill(shards, kind, seed)
     dense = DenseIndex(shards, info, index)
-    q_rows, q_vecs = shards.sample(min(recall_queries, n), seed=seed + 1)
+    exclude: np.ndarray | None = None
+    if queries is not None and len(queries):
+        q_vecs = np.asarray(queries, dtype=np.float32)
+        info.recall_on = queries_label or "given queries"
+    else:
+        exclude, q_vecs = shards.sample(min(recall_queries, n), seed=seed + 1)
+        info.recall_on = "corpus rows (own row left out)"
     if kind == "flat":
         info.recall_at_10 = 1.0  # exact by construction
     else:
-        info.recall_at_10 = _tune(dense, q_vecs, q_rows, target_recall)
-    info.recall_queries = len(q_rows)
+        info.recall_at_10 = _tune(dense, q_vecs, exclude, target_recall)
+    info.recall_queries = len(q_vecs)
     if index is not None:
         import faiss
 
@@ -282,7 +293,7 @@ def _train_and_fill(shards: EmbeddingShards, kind: str, seed: int) -> tuple[Any,
     return index, params
 
 
-def _tune(dense: DenseIndex, q_vecs: np.ndarray, q_rows: np.ndarray, target: float) -> float:
+def _tune(dense: DenseIndex, q_vecs: np.ndarray, exclude: np.ndarray | None, target: float) -> float:
     """Smallest nprobe / efSearch reaching `target` recall@10 (kept in dense.info.params); returns that recall."""
     params = dense.info.params
     if "nprobe" in params:
@@ -290,11 +301,11 @@ def _tune(dense: DenseIndex, q_vecs: np.ndarray, q_rows: np.ndarray, target: flo
     else:
         name, grid = "efSearch", [16, 32, 64, 128, 256, 512]
     recall = 0.0
-    exact = exact_topk(dense.shards, q_vecs, 11)
+    exact = exact_topk(dense.shards, q_vecs, 11 if exclude is not None else 10)
     for value in grid:
         params[name] = value
         dense.set_params(params)
-        recall = recall_at(dense, q_vecs, 10, exclude=q_rows, exact=exact)
+        recall = recall_at(dense, q_vecs, 10, exclude=exclude, exact=exact)
         logger.debug("%s=%d recall@10 %.4f", name, value, recall)
         if recall >= target:
             break

@@ -10,19 +10,30 @@ import logging
 import shutil
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from claimscope.errors import BadRunDir
 from claimscope.rundir import sha256_file, sweep_stale_temps, write_json
 from claimscope.types import AnnInfo, CorpusIndexManifest, CorpusShard, EncoderSpec
-from claimscope.verify.corpus.ann import ANN_DIR, EXACT_MAX, INFO_FILE, MEMORY_BUDGET, EmbeddingShards, build_ann
+from claimscope.verify.corpus.ann import (
+    ANN_DIR,
+    EXACT_MAX,
+    INFO_FILE,
+    MEMORY_BUDGET,
+    EmbeddingShards,
+    build_ann,
+    choose_kind,
+)
 from claimscope.verify.corpus.bm25 import bm25_shard_dir, build_shard_bm25
 from claimscope.verify.corpus.engines import Engine, PassageProgress, pending_shards
 from claimscope.verify.corpus.shards import (
     EMBEDDINGS,
     PASSAGES,
+    embedding_shard_path,
     iter_passage_shards,
     read_passage_shard,
 )
@@ -31,6 +42,7 @@ from claimscope.verify.corpus.sources import CorpusSource
 logger = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
+PSEUDO_QUERY_WORDS = 12
 ENCODER_FILE = "encoder.json"
 BUILT_FOR = "built_for.json"
 
@@ -82,7 +94,8 @@ def dir_bytes(path: Path) -> int:
 
 def build_index(corpus: Path, out: Path, *, engine: Engine, encoder: EncoderSpec, shard_size: int = 50_000,
                 ann: str = "auto", exact_max: int = EXACT_MAX, memory_budget: int = MEMORY_BUDGET,
-                window: int | None = None, workers: int = 1, recall_queries: int = 200, progress: bool = True,
+                window: int | None = None, workers: int = 1, recall_queries: int = 200,
+                tune_queries: Sequence[str] | None = None, progress: bool = True,
                 on_phase: Callable[[str, dict[str, float]], None] | None = None) -> CorpusIndexManifest:
     """Build (or finish building) a corpus index in `out`; returns its manifest. See the module doc."""
     from datetime import UTC, datetime
@@ -110,6 +123,9 @@ def build_index(corpus: Path, out: Path, *, engine: Engine, encoder: EncoderSpec
             shard_paths.append(path)
             rows.append(n)
             written += 0 if reused else n
+            if not reused:  # what was derived from an earlier shard of this name is stale
+                embedding_shard_path(out / EMBEDDINGS, path).unlink(missing_ok=True)
+                shutil.rmtree(bm25_shard_dir(out, path), ignore_errors=True)
             advance(n)
     total = sum(rows)
     if total == 0:
@@ -154,11 +170,15 @@ def build_index(corpus: Path, out: Path, *, engine: Engine, encoder: EncoderSpec
     t0 = time.perf_counter()
     with PeakRSS() as rss:
         embeddings = EmbeddingShards(emb_paths)
-        wanted = {"corpus_hash": corpus_hash, "ann": ann, "exact_max": exact_max, "memory_budget": memory_budget}
+        wanted = {"corpus_hash": corpus_hash, "ann": ann, "exact_max": exact_max, "memory_budget": memory_budget,
+                  "tune": hashlib.sha256("\n".join(tune_queries).encode()).hexdigest() if tune_queries else "pseudo"}
         info = _reuse_ann(out, wanted)
         if info is None:
+            q_vecs, label = None, ""
+            if choose_kind(total, embeddings.dims, ann, exact_max=exact_max, memory_budget=memory_budget)[0] != "flat":
+                q_vecs, label = _recall_queries(shard_paths, rows, encoder, recall_queries, tune_queries)
             info = build_ann(out, embeddings, ann, exact_max=exact_max, memory_budget=memory_budget,
-                             recall_queries=recall_queries)
+                             recall_queries=recall_queries, queries=q_vecs, queries_label=label)
             write_json(out / ANN_DIR / BUILT_FOR, wanted)
     phase_done("ann", t0, rss)
 
@@ -197,6 +217,31 @@ def _forget_if_changed(folder: Path, name: str, text: str, also: list[Path]) -> 
     folder.mkdir(parents=True, exist_ok=True)
     if not marker.exists():
         marker.write_text(text)
+
+
+def pseudo_query(text: str, words: int = PSEUDO_QUERY_WORDS) -> str:
+    """A claim-like query from a passage: its first `words` words."""
+    return " ".join(text.split()[:words])
+
+
+def _recall_queries(shard_paths: list[Path], rows: list[int], encoder: EncoderSpec, n: int,
+                    given: Sequence[str] | None) -> tuple[np.ndarray, str]:
+    """Query vectors for measuring the ANN recall: the given texts, or pseudo-queries made from sampled passages."""
+    from claimscope.verify.corpus.encode import ShardEncoder
+
+    if given:
+        texts, label = list(given)[:n], f"{min(n, len(given))} given queries"
+    else:
+        picked = np.sort(np.random.default_rng(7).choice(sum(rows), size=min(n, sum(rows)), replace=False))
+        texts, first = [], 0
+        for path, count in zip(shard_paths, rows, strict=True):
+            local = picked[(picked >= first) & (picked < first + count)] - first
+            if len(local):
+                column = read_passage_shard(path, ["text"]).column("text")
+                texts += [pseudo_query(str(column[int(i)])) for i in local]
+            first += count
+        label = f"{len(texts)} pseudo-queries (first {PSEUDO_QUERY_WORDS} words of sampled passages)"
+    return ShardEncoder.from_spec(encoder).encode(texts), label
 
 
 def _reuse_ann(out: Path, wanted: dict[str, Any]) -> AnnInfo | None:

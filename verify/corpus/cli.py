@@ -31,9 +31,15 @@ def _build(args: argparse.Namespace) -> int:
                             actors=args.actors, workers=args.workers, batch_size=args.batch_size)
     else:
         engine = get_engine("local", workers=args.workers, progress=sys.stderr.isatty() or args.progress)
+    tune = None
+    if args.tune_queries is not None:
+        from claimscope.verify.claims_io import read_claims
+
+        tune = [c.text for c in read_claims(args.tune_queries).claims]
     manifest = build_index(args.corpus, args.out, engine=engine, encoder=encoder, shard_size=args.shard_size,
                            ann=args.ann, exact_max=args.exact_max, memory_budget=_gib(args.ann_memory),
-                           window=args.window, workers=args.workers, progress=sys.stderr.isatty() or args.progress)
+                           window=args.window, workers=args.workers, tune_queries=tune,
+                           progress=sys.stderr.isatty() or args.progress)
     st = manifest.stats
     ann = manifest.ann
     console.print(f"[bold]{manifest.count:,} passages[/bold] from {len(manifest.paper_shards):,} papers in "
@@ -78,11 +84,17 @@ def _verify(args: argparse.Namespace) -> int:
     from claimscope.pipeline_cli import settings_from_args
     from claimscope.rundir import write_jsonl
     from claimscope.types import Label
-    from claimscope.verify.claims_io import read_claims
+    from claimscope.verify.claims_io import detect_format, read_claims
     from claimscope.verify.corpus.verifier import verify_against_index
 
     settings = settings_from_args(args)
-    claims = read_claims(args.claims, args.format, max_claims=settings.verify.max_claims).claims
+    fmt = args.format or detect_format(args.claims, "")
+    if fmt == "scifact":  # SciFact claims cite corpus doc ids: keep them (as scifact:<doc_id>, the index's paper keys)
+        from claimscope.verify.scifact import read_claims as read_scifact_claims
+
+        claims = read_scifact_claims(args.claims)
+    else:
+        claims = read_claims(args.claims, fmt, max_claims=settings.verify.max_claims).claims
     verdicts = verify_against_index(args.index, claims, settings.verify, batch=args.batch,
                                     progress=sys.stderr.isatty())
     write_jsonl(args.out, verdicts)
@@ -113,6 +125,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "would exceed --ann-memory")
     b.add_argument("--exact-max", type=int, default=100_000, help="largest corpus searched exactly (auto)")
     b.add_argument("--ann-memory", default="2", metavar="GIB", help="memory budget of the dense index in GiB (auto)")
+    b.add_argument("--tune-queries", type=Path, default=None, metavar="CLAIMS",
+                   help="claims file whose claims measure the ANN recall and tune its probes (default: pseudo-queries, "
+                        "the first words of sampled passages)")
     b.add_argument("--embedder", default="bundled:all-MiniLM-L6-v2",
                    help="sentence-transformers model name/path, or 'hash' (no model; for scale tests only)")
     b.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto", help="encoder inference dtype")

@@ -14,6 +14,8 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+import numpy as np
+
 from claimscope.errors import BadSettings
 from claimscope.types import EncoderSpec
 from claimscope.verify.corpus.shards import (
@@ -79,14 +81,20 @@ def _init_worker(spec_json: str) -> None:
     _worker_dtype = spec.dtype
 
 
-def _work(passage_shard: str, out_path: str) -> int:
-    return embed_one_shard(_worker_encoder, Path(passage_shard), Path(out_path), _worker_dtype)
+def _work(passage_shard: str, group: int) -> np.ndarray:
+    """Embeddings of one Parquet row group of a passage shard (float32)."""
+    import pyarrow.parquet as pq
+
+    table = pq.ParquetFile(passage_shard).read_row_group(group, columns=["passage_id", "text"])
+    return _worker_encoder({"passage_id": table.column("passage_id").to_numpy(zero_copy_only=False),
+                            "text": table.column("text").to_pylist()})["embedding"]
 
 
 class LocalEngine:
     """Embed shards on this machine: `workers` spawned processes (each holding the encoder, running
-    `EncoderSpec.threads` torch threads), at most `max_in_flight` shards queued at once, a progress bar counting
-    passages. With one worker the shards are embedded in this process."""
+    `EncoderSpec.threads` torch threads) embed the shards' Parquet row groups (4,096 passages), at most
+    `max_in_flight` groups queued at once; each shard is written when its last group is back, so even one shard keeps
+    every worker busy. A rich progress bar counts passages. With one worker the shards are embedded in this process."""
 
     name = "local"
 
@@ -126,21 +134,34 @@ class LocalEngine:
               on_shard: Callable[[Path, int], None] | None) -> None:
         import multiprocessing as mp
 
-        queue = list(todo)
+        import pyarrow.parquet as pq
+
+        queue: list[tuple[Path, int]] = []
+        parts: dict[Path, list[np.ndarray | None]] = {}
+        outs = {ps: out for ps, out, _ in todo}
+        for ps, _, _ in todo:
+            groups = pq.ParquetFile(ps).metadata.num_row_groups
+            parts[ps] = [None] * groups
+            queue += [(ps, g) for g in range(groups)]
+        queue.reverse()
         with ProcessPoolExecutor(self.workers, mp_context=mp.get_context("spawn"), initializer=_init_worker,
                                  initargs=(encoder.model_dump_json(),)) as pool:
-            running: dict[Future, Path] = {}
+            running: dict[Future, tuple[Path, int]] = {}
             while queue or running:
                 while queue and len(running) < self.max_in_flight:
-                    ps, out, _ = queue.pop(0)
-                    running[pool.submit(_work, str(ps), str(out))] = out
+                    ps, g = queue.pop()
+                    running[pool.submit(_work, str(ps), g)] = (ps, g)
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
                 for fut in done:
-                    out = running.pop(fut)
-                    n = fut.result()
-                    advance(n)
-                    if on_shard:
-                        on_shard(out, n)
+                    ps, g = running.pop(fut)
+                    emb = fut.result()
+                    parts[ps][g] = emb
+                    advance(len(emb))
+                    if all(p is not None for p in parts[ps]):
+                        whole = np.vstack([p for p in parts.pop(ps) if p is not None])
+                        write_embedding_shard(outs[ps], whole, dtype=encoder.dtype)
+                        if on_shard:
+                            on_shard(outs[ps], len(whole))
 
 
 class PassageProgress:

@@ -27,7 +27,7 @@ from claimscope.types import Passage
 from claimscope.verify.corpus.ann import DenseIndex, EmbeddingShards
 from claimscope.verify.corpus.bm25 import ShardedBM25, query_tokens
 from claimscope.verify.corpus.build import load_manifest
-from claimscope.verify.corpus.shards import EMBEDDINGS, PASSAGES, ROW_GROUP, table_passages
+from claimscope.verify.corpus.shards import EMBEDDINGS, PASSAGES, table_passages
 from claimscope.verify.index import Hit, _fuse
 
 logger = logging.getLogger(__name__)
@@ -45,20 +45,31 @@ class _PassageStore:
         self.cache_groups = cache_groups
         self._papers: dict[int, np.ndarray] = {}
         self._rows_of: dict[int, dict[str, np.ndarray]] = {}
+        self._group_starts: dict[int, np.ndarray] = {}
+
+    def _groups(self, s: int) -> np.ndarray:
+        """First row of each Parquet row group of shard s (as written; ROW_GROUP rows each by default)."""
+        if s not in self._group_starts:
+            meta = pq.ParquetFile(self.paths[s]).metadata
+            sizes = [meta.row_group(g).num_rows for g in range(meta.num_row_groups)]
+            self._group_starts[s] = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        return self._group_starts[s]
 
     def get(self, row: int) -> Passage:
         s = int(np.searchsorted(self.offsets, row, side="right") - 1)
         local = row - int(self.offsets[s])
-        key = (s, local // ROW_GROUP)
+        starts = self._groups(s)
+        g = int(np.searchsorted(starts, local, side="right") - 1)
+        key = (s, g)
         group = self.cache.get(key)
         if group is None:
-            group = table_passages(pq.ParquetFile(self.paths[s]).read_row_group(key[1]))
+            group = table_passages(pq.ParquetFile(self.paths[s]).read_row_group(g))
             self.cache[key] = group
             if len(self.cache) > self.cache_groups:
                 self.cache.popitem(last=False)
         else:
             self.cache.move_to_end(key)
-        return group[local % ROW_GROUP]
+        return group[local - int(starts[g])]
 
     def rows_of(self, s: int, papers: set[str]) -> np.ndarray:
         """Sorted rows of shard s that belong to the given papers."""
