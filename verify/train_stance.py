@@ -297,6 +297,23 @@ def trainable_state(model) -> dict:
     return {k: v.detach().clone() for k, v in model.named_parameters() if v.requires_grad}
 
 
+def provenance(args: argparse.Namespace, device: str, adapter: Path) -> dict:
+    """What was trained, by which command, where, with which library versions, from which base weights."""
+    import torch
+
+    return {
+        "what": "LoRA adapter + classifier head over all-MiniLM-L6-v2 as a 3-way stance cross-encoder",
+        "labels": LABELS,
+        "command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]),
+        "seed": args.seed,
+        "device": device if not device.startswith("cuda") else f"{device} ({torch.cuda.get_device_name(0)})",
+        "versions": {"torch": torch.__version__, "transformers": __import__("transformers").__version__,
+                     "peft": __import__("peft").__version__},
+        "base": {"path": str(args.base), "sha256": sha256_file(Path(args.base) / "model.safetensors")},
+        "adapter_sha256": sha256_file(adapter),
+    }
+
+
 def fit(args: argparse.Namespace, tok, device: str, train_pairs: list[dict], eval_pairs: list[dict], lr: float,
         lora_r: int, total: int, eval_every: int, t0: float) -> dict:
     """Train a fresh adapter; keep its best evaluation on `eval_pairs` by macro-F1 (the last step when none)."""
@@ -426,15 +443,7 @@ def train(args: argparse.Namespace) -> dict:
     final = metrics(oof, oof_pairs)
     adapter = out / "adapter_model.safetensors"
     record = {
-        "what": "LoRA adapter + classifier head over all-MiniLM-L6-v2 as a 3-way stance cross-encoder",
-        "labels": LABELS,
-        "command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]),
-        "seed": args.seed,
-        "device": device if not device.startswith("cuda") else f"{device} ({torch.cuda.get_device_name(0)})",
-        "versions": {"torch": torch.__version__, "transformers": __import__("transformers").__version__,
-                     "peft": __import__("peft").__version__},
-        "base": {"path": str(args.base), "sha256": sha256_file(Path(args.base) / "model.safetensors")},
-        "adapter_sha256": sha256_file(adapter),
+        **provenance(args, device, adapter),
         "data": {"source": "SciFact claims_train.jsonl + corpus.jsonl (train only)",
                  "claims_train": len(train_ids), "claims_holdout": len(hold_ids),
                  "holdout_claim_ids": sorted(hold_ids),
@@ -562,15 +571,7 @@ def cross_fit(args: argparse.Namespace) -> dict:
     sentence_idx = [i for i, row in enumerate(oof_rows) if len(row["sentences"]) == 1]
     adapter = out / "adapter_model.safetensors"
     record = {
-        "what": "LoRA adapter + classifier head over all-MiniLM-L6-v2 as a 3-way stance cross-encoder",
-        "labels": LABELS,
-        "command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]),
-        "seed": args.seed,
-        "device": device if not device.startswith("cuda") else f"{device} ({torch.cuda.get_device_name(0)})",
-        "versions": {"torch": torch.__version__, "transformers": __import__("transformers").__version__,
-                     "peft": __import__("peft").__version__},
-        "base": {"path": str(args.base), "sha256": sha256_file(Path(args.base) / "model.safetensors")},
-        "adapter_sha256": sha256_file(adapter),
+        **provenance(args, device, adapter),
         "data": {"source": "SciFact claims_train.jsonl + corpus.jsonl (train only)", "claims_train": len(claims),
                  "folds": args.folds, "claim_fold": {str(c): f for c, f in sorted(folds.items())},
                  "pairs_final_train": len(train_pairs)},
