@@ -82,3 +82,20 @@ def test_verify_claims_against_the_index(tmp_path):
         cited = {f"scifact:{d}" for d in c["cited_doc_ids"]}
         assert v["evidence"] and {e["paper"] for e in v["evidence"]} <= cited and v["scope"] == "cited"
         assert all(e["quote"] for e in v["evidence"])
+
+
+def test_folder_of_papers_index_verifies_the_example_report_version_aware(tmp_path):
+    root = Path(__file__).parents[3]
+    out = tmp_path / "idx"
+    assert main(["-q", "index", "build", str(root / "examples" / "papers"), "--out", str(out), "--embedder",
+                 "hash"]) == 0
+    m = load_manifest(out)
+    assert m.source_kind == "folder" and {"2005.13013v1", "2005.13013v2", "2509.23657v1"} <= set(m.paper_shards)
+    verdicts_path = tmp_path / "verdicts.jsonl"
+    assert main(["-q", "index", "verify", str(out), "--claims", str(root / "examples" / "assignee_report.txt"),
+                 "--out", str(verdicts_path), "--stance-model", "lexical"]) == 0
+    verdicts = [json.loads(line) for line in verdicts_path.read_text().splitlines()]
+    assert len(verdicts) == 9 and all(v["scope"] == "cited" for v in verdicts)
+    assert all({e["paper"] for e in v["evidence"]} <= {"2005.13013v1", "2005.13013v2"} for v in verdicts)
+    # the v1 / v2 disagreement (seven vs nine intermediate tasks) is found through the corpus index too
+    assert any("seven different intermediate tasks" in w for v in verdicts for w in v["checks"]["warnings"])
