@@ -24,13 +24,17 @@ def _build(args: argparse.Namespace) -> int:
     from claimscope.verify.corpus.engines import get_engine
 
     console = Console(stderr=True)
+    gpu_actors = args.engine == "ray" and bool(args.num_gpus)
+    device = args.device or ("cuda" if gpu_actors else "cpu")  # GPU actors run the encoder on their GPU
     encoder = EncoderSpec(model=args.embedder, precision=args.precision, batch_size=args.batch_size,
-                          dtype=args.dtype, device=args.device, threads=args.threads)
+                          dtype=args.dtype, device=device, threads=args.threads)
+    progress = sys.stderr.isatty() or args.progress
     if args.engine == "ray":
-        engine = get_engine("ray", address=args.ray_address, num_cpus=args.num_cpus, num_gpus=args.num_gpus,
-                            actors=args.actors, workers=args.workers, batch_size=args.batch_size)
+        # actors: --ray-actors, else --workers when given, else as many as the cluster's CPUs / GPUs allow
+        engine = get_engine("ray", address=args.ray_address, num_cpus=args.num_cpus, num_gpus=args.num_gpus or 0.0,
+                            actors=args.actors, workers=args.workers, progress=progress)
     else:
-        engine = get_engine("local", workers=args.workers, progress=sys.stderr.isatty() or args.progress)
+        engine = get_engine("local", workers=args.workers or 1, progress=progress)
     tune = None
     if args.tune_queries is not None:
         from claimscope.verify.claims_io import read_claims
@@ -38,8 +42,8 @@ def _build(args: argparse.Namespace) -> int:
         tune = [c.text for c in read_claims(args.tune_queries).claims]
     manifest = build_index(args.corpus, args.out, engine=engine, encoder=encoder, shard_size=args.shard_size,
                            ann=args.ann, exact_max=args.exact_max, memory_budget=_gib(args.ann_memory),
-                           window=args.window, workers=args.workers, tune_queries=tune,
-                           progress=sys.stderr.isatty() or args.progress)
+                           window=args.window, workers=args.workers or 1, tune_queries=tune,
+                           progress=progress)
     st = manifest.stats
     ann = manifest.ann
     console.print(f"[bold]{manifest.count:,} passages[/bold] from {len(manifest.paper_shards):,} papers in "
@@ -117,7 +121,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                     "(PDF/text/Markdown/HTML). Rerunning after an interruption skips finished shards.")
     b.add_argument("corpus", type=Path, metavar="CORPUS")
     b.add_argument("--out", type=Path, required=True, metavar="INDEX_DIR", help="index folder (created if missing)")
-    b.add_argument("--workers", type=int, default=1, help="encoder processes (local) or actors (ray); default 1")
+    b.add_argument("--workers", type=int, default=None,
+                   help="encoder processes (local; default 1), or encoder actors (ray) when --ray-actors is not given")
     b.add_argument("--engine", choices=["local", "ray"], default="local", help="where embeddings are computed")
     b.add_argument("--shard-size", type=int, default=50_000, help="passages per shard (bounds build memory)")
     b.add_argument("--ann", choices=["auto", "flat", "ivf", "hnsw", "ivfpq"], default="auto",
@@ -134,14 +139,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--dtype", choices=["float16", "float32"], default="float16", help="stored embedding dtype")
     b.add_argument("--batch-size", type=int, default=64, help="passages per encoder forward pass")
     b.add_argument("--threads", type=int, default=1, help="torch threads per encoder (scale with --workers)")
-    b.add_argument("--device", default="cpu", help="encoder device (cuda for GPU actors)")
+    b.add_argument("--device", default=None,
+                   help="encoder device (default cpu; cuda with --ray-gpus-per-actor)")
     b.add_argument("--window", type=int, default=None,
                    help="sentences per passage (default: 1 for a SciFact corpus, else retrieve.window_sentences)")
     b.add_argument("--ray-address", default=None,
-                   help="--engine ray: 'auto' or ray://HOST:10001 to join a cluster (default: start a local Ray)")
-    b.add_argument("--num-cpus", type=int, default=None, help="--engine ray: CPUs for a local Ray")
-    b.add_argument("--num-gpus", type=float, default=None, help="--engine ray: GPUs per encoder actor")
-    b.add_argument("--actors", type=int, default=None, help="--engine ray: encoder actors (default --workers)")
+                   help="--engine ray: 'auto' (a cluster started here with `ray start`), HOST:6379 or "
+                        "ray://HOST:10001 to join a cluster (default: $RAY_ADDRESS, else start a local Ray)")
+    b.add_argument("--ray-num-cpus", "--num-cpus", dest="num_cpus", type=int, default=None,
+                   help="--engine ray: CPUs of the local Ray it starts (default all)")
+    b.add_argument("--ray-gpus-per-actor", "--num-gpus", dest="num_gpus", type=float, default=None,
+                   help="--engine ray: GPUs per encoder actor (1, or 0.5 for two per GPU); the encoder runs on cuda")
+    b.add_argument("--ray-actors", "--actors", dest="actors", type=int, default=None,
+                   help="--engine ray: encoder actors (default: --workers, else as many as the cluster's CPUs at "
+                        "--threads each, or its GPUs at --ray-gpus-per-actor each)")
     b.add_argument("--progress", action="store_true", help="show progress bars even when not on a terminal")
     b.set_defaults(handler=_build)
 
