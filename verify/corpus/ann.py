@@ -266,6 +266,7 @@ def _train_and_fill(shards: EmbeddingShards, kind: str, seed: int) -> tuple[Any,
 
     n, d = len(shards), shards.dims
     params: dict[str, Any]
+    index: Any
     if kind == "hnsw":
         params = {"M": 32, "efConstruction": 80, "efSearch": 64}
         index = faiss.IndexHNSWFlat(d, params["M"], faiss.METRIC_INNER_PRODUCT)

@@ -151,7 +151,7 @@ class ShardedEvidenceIndex:
         if open_q:
             d_s, d_i = self.dense.search(q_emb[open_q], min(self.depth, len(self)))
             dense_open = {qi: (d_s[j], d_i[j]) for j, qi in enumerate(open_q)}
-        out = []
+        out: list[list[Hit]] = []
         for i in range(len(queries)):
             restrict = allowed[i]
             if restrict is None:
