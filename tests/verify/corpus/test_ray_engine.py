@@ -18,9 +18,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from claimscope.cli import main
 from claimscope.errors import BadSettings
 from claimscope.types import EncoderSpec
-from claimscope.verify.corpus.build import build_index
+from claimscope.verify.corpus.build import build_index, load_manifest
 from claimscope.verify.corpus.engines import LocalEngine, get_engine
 from claimscope.verify.corpus.search import ShardedEvidenceIndex
 from claimscope.verify.corpus.shards import iter_passage_shards, write_embedding_shard
@@ -119,6 +120,13 @@ def test_ray_address_env_is_the_default_cluster(tmp_path, monkeypatch):
         engine.embed_shards(_passage_shards(_corpus(tmp_path, 2), tmp_path, 50), tmp_path / "emb", HASH)
 
 
+def test_cli_unreachable_ray_address_exits_with_one_line(tmp_path, capsys):
+    rc = main(["-q", "index", "build", str(_corpus(tmp_path, 3)), "--out", str(tmp_path / "idx"), "--embedder", "hash",
+               "--engine", "ray", "--ray-address", "ray://127.0.0.1:1", "--ray-actors", "2"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "\n" not in err and "ray://127.0.0.1:1: cannot reach the Ray client server" in err
+
+
 def test_missing_ray_names_the_extra_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)
     with pytest.raises(BadSettings, match=r"pip install 'claimscope\[ray\]'"):
@@ -198,6 +206,18 @@ def test_actor_failure_is_one_line_naming_the_cause(tmp_path, local_ray):
 
 
 @pytest.mark.slow
+def test_cli_ray_build_equals_local_build(tmp_path):
+    corpus = _corpus(tmp_path, 20)
+    common = ["-q", "index", "build", str(corpus), "--embedder", "hash", "--shard-size", "60", "--dtype", "float32"]
+    assert main([*common, "--out", str(tmp_path / "local"), "--workers", "2"]) == 0
+    assert main([*common, "--out", str(tmp_path / "ray"), "--engine", "ray", "--ray-num-cpus", "2"]) == 0
+    local, rayed = load_manifest(tmp_path / "local"), load_manifest(tmp_path / "ray")
+    assert rayed.engine.startswith("ray(address=local(num_cpus=2), actors=auto")
+    assert [s.embeddings_sha256 for s in local.shards] == [s.embeddings_sha256 for s in rayed.shards]
+    assert local.corpus_hash == rayed.corpus_hash
+
+
+@pytest.mark.slow
 def test_gpu_actors_on_a_cluster_without_gpus_fail_instead_of_waiting(tmp_path, local_ray):
     shards = _passage_shards(_corpus(tmp_path, 2), tmp_path, 50)
     with pytest.raises(RayEngineError, match="the Ray cluster has 0 GPUs, an actor needs 1"):
@@ -205,10 +225,16 @@ def test_gpu_actors_on_a_cluster_without_gpus_fail_instead_of_waiting(tmp_path, 
                                                            HASH.model_copy(update={"device": "cuda"}))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def _free_ports(n: int) -> list[int]:
+    """n distinct free ports (all held open until chosen, so two calls cannot return the same one)."""
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in socks]
+    finally:
+        for s in socks:
+            s.close()
 
 
 @pytest.fixture(scope="module")
@@ -216,7 +242,7 @@ def ray_cluster(tmp_path_factory):
     """A separate 2-CPU Ray cluster (`ray start --head --block`), stopped by the id of the process we started."""
     if ray.is_initialized():
         ray.shutdown()
-    gcs, client = _free_port(), _free_port()
+    gcs, client = _free_ports(2)
     log = tmp_path_factory.mktemp("ray_head") / "head.log"
     exe = Path(sys.executable).with_name("ray")
     with open(log, "wb") as f:
@@ -224,16 +250,11 @@ def ray_cluster(tmp_path_factory):
                                  "--num-cpus=2", "--include-dashboard=false", "--disable-usage-stats", "--block"],
                                 stdout=f, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", client), timeout=1).close()
-                break
-            except OSError:
-                assert head.poll() is None, log.read_text()
-                time.sleep(0.5)
-        else:
-            pytest.fail(f"ray start did not come up: {log.read_text()[-2000:]}")
+        deadline = time.time() + 120
+        while "will now block" not in log.read_text():  # printed once every head process has started
+            assert head.poll() is None and time.time() < deadline, log.read_text()[-2000:]
+            time.sleep(0.5)
+        socket.create_connection(("127.0.0.1", client), timeout=5).close()
         yield {"gcs": f"127.0.0.1:{gcs}", "client": f"ray://127.0.0.1:{client}"}
     finally:
         head.send_signal(signal.SIGINT)  # `ray start --block` stops its cluster on SIGINT
