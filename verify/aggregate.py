@@ -99,16 +99,17 @@ def hit_features(hits: list[ScoredHit]) -> np.ndarray:
 
 
 class Aggregator:
-    def __init__(self, coef: np.ndarray, intercept: np.ndarray, source: str) -> None:
+    def __init__(self, coef: np.ndarray, intercept: np.ndarray, source: str, scifact: dict | None = None) -> None:
         self.coef = coef
         self.intercept = intercept
         self.source = source
+        self.scifact = scifact or {}  # SciFact output decision rules fitted with it (verify.scifact_pipeline)
 
     @classmethod
     def load(cls, path: Path = AGGREGATOR_FILE) -> Aggregator:
         data = json.loads(path.read_text()) if path.is_file() else DEFAULT_WEIGHTS
         return cls(np.array(data["coef"], dtype=float), np.array(data["intercept"], dtype=float),
-                   data.get("source", str(path)))
+                   data.get("source", str(path)), data.get("scifact"))
 
     def probs(self, features: np.ndarray) -> np.ndarray:
         z = self.coef @ features + self.intercept
@@ -117,19 +118,37 @@ class Aggregator:
         return e / e.sum()
 
 
+AGGREGATOR_CS = (0.01, 0.1, 1.0, 10.0, 100.0)  # regularisation strengths tried, by 5-fold log-loss on train
+
+
 def fit_aggregator(features: np.ndarray, labels: list[Label], source: str) -> dict:
-    """Multinomial logistic regression on claim-level features (returns the JSON to save)."""
-    from sklearn.linear_model import LogisticRegression
+    """Multinomial logistic regression on claim-level features (returns the JSON to save); its regularisation is
+    chosen by 5-fold cross-validated log-loss, so a small training set is not shrunk into under-confidence."""
+    from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
 
     y = np.array([LABELS.index(lab) for lab in labels])
-    model = LogisticRegression(C=1.0, max_iter=2000)
+    folds = min(5, int(np.bincount(y).min())) if len(set(y.tolist())) > 1 else 0
+    if folds >= 2:
+        model = LogisticRegressionCV(Cs=list(AGGREGATOR_CS), cv=folds, scoring="neg_log_loss", max_iter=5000)
+    else:
+        model = LogisticRegression(C=1.0, max_iter=2000)
     model.fit(features, y)
     coef = np.zeros((3, features.shape[1]))
     intercept = np.zeros(3)
     for row, cls in enumerate(model.classes_):
         coef[cls] = model.coef_[row] if len(model.classes_) > 2 else (model.coef_[0] if row else -model.coef_[0])
         intercept[cls] = model.intercept_[row] if len(model.classes_) > 2 else 0.0
-    return {"coef": coef.tolist(), "intercept": intercept.tolist(), "features": FEATURES, "source": source}
+    c = float(np.ravel(model.C_)[0]) if hasattr(model, "C_") else 1.0
+    return {"coef": coef.tolist(), "intercept": intercept.tolist(), "features": FEATURES, "source": source, "C": c}
+
+
+def per_paper(hits: list[ScoredHit], aggregator: Aggregator
+              ) -> tuple[dict[str, list[ScoredHit]], dict[str, np.ndarray]]:
+    """Hits grouped by paper version, and each version's label probabilities (SUPPORTED, CONTRADICTED, NEI)."""
+    by_key: dict[str, list[ScoredHit]] = defaultdict(list)
+    for h in hits:
+        by_key[h.evidence.paper].append(h)
+    return by_key, {key: aggregator.probs(hit_features(hs)) for key, hs in by_key.items()}
 
 
 def decide(claim: Claim, hits: list[ScoredHit], papers: dict[str, Paper], aggregator: Aggregator, *,
@@ -145,10 +164,7 @@ def decide(claim: Claim, hits: list[ScoredHit], papers: dict[str, Paper], aggreg
                        probs={lab.value: float(lab == Label.NOT_ENOUGH_INFO) for lab in LABELS},
                        checks=Checks(warnings=["no passage of the cited papers could be searched"]),
                        model=model_name, scope="none")
-    by_key: dict[str, list[ScoredHit]] = defaultdict(list)
-    for h in hits:
-        by_key[h.evidence.paper].append(h)
-    per_key = {key: aggregator.probs(hit_features(hs)) for key, hs in by_key.items()}
+    by_key, per_key = per_paper(hits, aggregator)
 
     def decisiveness(key: str) -> float:
         return 1.0 - per_key[key][2] if key in per_key else 0.0

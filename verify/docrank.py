@@ -34,7 +34,8 @@ class DocParams:
     w_max: float = 1.5  # best passage cosine
     w_top2: float = 0.5  # sum of the two best passage cosines
     w_title: float = 0.5  # title cosine (only where titles are known)
-    unit_chars: int = 6000  # a paper with at most this much text is one unit
+    unit_chars: int = 12000  # a paper with at most this much text is one unit (SciFact abstracts: at most 10000)
+    min_unit_chars: int = 2000  # a part of a long paper shorter than this is joined to the next one
     pages_per_unit: int = 2  # pages per unit of a long paper without section names
 
 
@@ -85,22 +86,33 @@ def doc_units(passages: Sequence[Passage], params: DocParams = DocParams()) -> l
         if len(text) <= params.unit_chars:
             units.append(DocUnit(paper, paper, np.asarray(rows, dtype=np.int64), text))
             continue
-        for n, (label, part) in enumerate(_split(passages, rows, params.pages_per_unit)):
+        for n, (label, part) in enumerate(_split(passages, rows, params)):
             units.append(DocUnit(f"{paper}#{n}", paper, np.asarray(part, dtype=np.int64),
                                  merged_text([passages[i] for i in part]), label))
     return units
 
 
-def _split(passages: Sequence[Passage], rows: list[int], pages_per_unit: int) -> list[tuple[str, list[int]]]:
-    """Runs of consecutive passages with one section name; passages without one grouped by pages."""
-    out: list[tuple[str, list[int]]] = []
+def _split(passages: Sequence[Passage], rows: list[int], params: DocParams) -> list[tuple[str, list[int]]]:
+    """Runs of consecutive passages with one section name (passages without one grouped by pages); while a unit's
+    passages hold fewer than `min_unit_chars` characters the next run joins it, so short sections (or one-sentence
+    "sections") never make many tiny units."""
+    runs: list[tuple[str, list[int]]] = []
     for i in rows:
         p = passages[i]
-        label = p.section or _pages_label(p.page, pages_per_unit)
-        if out and out[-1][0] == label:
-            out[-1][1].append(i)
+        label = p.section or _pages_label(p.page, params.pages_per_unit)
+        if runs and runs[-1][0] == label:
+            runs[-1][1].append(i)
         else:
-            out.append((label, [i]))
+            runs.append((label, [i]))
+    out: list[tuple[str, list[int]]] = []
+    size = 0
+    for label, part in runs:
+        if out and size < params.min_unit_chars:
+            out[-1][1].extend(part)
+        else:
+            out.append((label, list(part)))
+            size = 0
+        size += sum(len(passages[i].text) for i in part)
     return out
 
 
@@ -169,7 +181,7 @@ class DocRanker:
             same = len(order) == len(self.embeddings) and bool(np.all(order == np.arange(len(order))))
             self._order = order
             self._unit_emb = self.embeddings if same else self.embeddings[order]
-        assert self._starts is not None
+        assert self._starts is not None and self._unit_emb is not None
         n_q = len(q_emb)
         best = np.zeros((n_q, len(self.units)), dtype=np.float32)
         second = np.zeros_like(best)

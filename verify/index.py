@@ -32,6 +32,8 @@ logger = logging.getLogger(__name__)
 MANIFEST = "manifest.json"
 EMBEDDINGS = "embeddings.npy"
 FAISS_FILE = "dense.faiss"
+QUERY_CACHE = 10_000  # query vectors kept per index
+TITLES_FILE = "titles.npy"  # title vectors for the document ranking (a cache; rebuilt when missing)
 
 
 def corpus_hash(passages: Sequence[Passage]) -> str:
@@ -80,6 +82,9 @@ class EvidenceIndex:
         self._bm25: Any = None
         self._faiss: Any = None
         self._ranker: DocRanker | None = None
+        self.directory: Path | None = None  # where it is persisted (load_or_build), for the title-vector cache
+        self._rows_by_paper: dict[str, np.ndarray] | None = None
+        self._query_vectors: dict[str, np.ndarray] = {}
 
     # ---- building -------------------------------------------------------------------------------------------
     @classmethod
@@ -110,6 +115,7 @@ class EvidenceIndex:
         self._bm25 = None
         self._faiss = None
         self._ranker = None
+        self._rows_by_paper = None
         return fresh
 
     # ---- persistence ----------------------------------------------------------------------------------------
@@ -162,6 +168,7 @@ class EvidenceIndex:
         existing = cls.load(directory, passages)
         if existing is not None and existing.model_name == model_name:
             existing.precision = precision
+            existing.directory = Path(directory)
             if corpus_hash(existing.passages) == corpus_hash(passages):
                 logger.info("reusing evidence index in %s (%d passages)", directory, len(passages))
                 return existing
@@ -172,6 +179,7 @@ class EvidenceIndex:
                 return existing
         index = cls.build(passages, model_name, batch_size=batch_size, max_passages=max_passages, precision=precision)
         index.save(directory)
+        index.directory = Path(directory)
         return index
 
     # ---- search ---------------------------------------------------------------------------------------------
@@ -203,18 +211,35 @@ class EvidenceIndex:
         if self._ranker is None:
             ranker = DocRanker.build(self.passages, self.embeddings, params=self.doc_params, titles=self.titles)
             if self.titles and self.doc_params.w_title:
-                t0 = time.perf_counter()
-                ranker.title_embeddings = embed_texts(ranker.unit_titles(), self.model_name,
-                                                      precision=self.precision)
-                logger.info("embedded %d titles in %.1fs", len(ranker.units), time.perf_counter() - t0)
+                ranker.title_embeddings = self._title_embeddings(ranker.unit_titles())
             self._ranker = ranker
         return self._ranker
+
+    def _title_embeddings(self, titles: list[str]) -> np.ndarray:
+        """Title vectors, kept beside a persisted index (keyed by the model and the titles) so they are made once."""
+        key = hashlib.sha256("\n".join([self.model_name, *titles]).encode()).hexdigest()
+        cache = self.directory / TITLES_FILE if self.directory is not None else None
+        if cache is not None and cache.with_suffix(".sha256").is_file():
+            if cache.with_suffix(".sha256").read_text().strip() == key:
+                try:
+                    vectors = np.load(cache)
+                    if len(vectors) == len(titles):
+                        return vectors
+                except (OSError, ValueError):
+                    pass
+        t0 = time.perf_counter()
+        vectors = embed_texts(titles, self.model_name, precision=self.precision)
+        logger.info("embedded %d titles in %.1fs", len(titles), time.perf_counter() - t0)
+        if cache is not None and cache.parent.is_dir():
+            atomic_write_bytes(cache, _npy_bytes(vectors))
+            atomic_write_bytes(cache.with_suffix(".sha256"), key.encode())
+        return vectors
 
     def search_docs(self, queries: Sequence[str], k: int, *, dense: bool = True,
                     query_embeddings: np.ndarray | None = None) -> list[list[DocHit]]:
         """The top-k document units per query; `dense=False` ranks by stemmed BM25 of the unit text alone."""
         if dense and query_embeddings is None and queries:
-            query_embeddings = embed_texts(list(queries), self.model_name, precision=self.precision)
+            query_embeddings = self.embed_queries(queries)
         return self.doc_ranker().rank(queries, query_embeddings, k, dense=dense)
 
     # ---- passages -------------------------------------------------------------------------------------------
@@ -227,14 +252,13 @@ class EvidenceIndex:
         """
         if not self.passages:
             return [[] for _ in queries]
-        if query_embeddings is None:
-            query_embeddings = embed_texts(list(queries), self.model_name, precision=self.precision)
-        q_emb = query_embeddings
+        q_emb = self.embed_queries(queries) if query_embeddings is None else query_embeddings
         bm25 = self._bm25_index()
         q_tokens = _tokenize(queries)
         vocab = q_tokens.vocab
         inv_vocab = {v: k_ for k_, v in vocab.items()}
-        paper_of = np.array([p.paper for p in self.passages])
+        rows_of = self._paper_rows()
+        lexical_of: dict[tuple[str, ...], np.ndarray] = {}  # a claim searched in several papers: BM25 once
         open_q = [i for i in range(len(queries)) if allowed is None or allowed[i] is None]
         doc_hits: dict[int, list[DocHit]] = {}
         if open_q:
@@ -242,13 +266,16 @@ class EvidenceIndex:
             doc_hits = dict(zip(open_q, ranked, strict=True))
         results = []
         for qi in range(len(queries)):
-            tokens = [inv_vocab[t] for t in q_tokens.ids[qi]]
-            lexical = bm25.get_scores(tokens) if tokens else np.zeros(len(self.passages))
+            tokens = tuple(inv_vocab[t] for t in q_tokens.ids[qi])
+            if tokens not in lexical_of:
+                lexical_of[tokens] = bm25.get_scores(list(tokens)) if tokens else np.zeros(len(self.passages))
+            lexical = lexical_of[tokens]
             restrict = allowed[qi] if allowed is not None else None
             if restrict is None:
                 results.append(self._within_docs(doc_hits[qi], lexical, q_emb[qi], k, rrf_k))
                 continue
-            candidates = np.flatnonzero(np.isin(paper_of, list(restrict)))
+            parts = [rows_of[key] for key in restrict if key in rows_of]
+            candidates = np.sort(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.int64)
             if len(candidates) == 0:
                 results.append([])
                 continue
@@ -256,6 +283,28 @@ class EvidenceIndex:
             dense[candidates] = self.embeddings[candidates] @ q_emb[qi]
             results.append(_fuse(self.passages, candidates, lexical, dense, k, rrf_k))
         return results
+
+    def embed_queries(self, queries: Sequence[str]) -> np.ndarray:
+        """Query vectors, each text embedded once per index (a claim is searched for documents, then passages)."""
+        todo = list(dict.fromkeys(q for q in queries if q not in self._query_vectors))
+        if todo:
+            for q, v in zip(todo, embed_texts(todo, self.model_name, precision=self.precision), strict=True):
+                self._query_vectors[q] = v
+            while len(self._query_vectors) > QUERY_CACHE:
+                self._query_vectors.pop(next(iter(self._query_vectors)))
+        dims = self.embeddings.shape[1] if self.embeddings.ndim == 2 and self.embeddings.size else 384
+        return np.array([self._query_vectors[q] for q in queries], dtype=np.float32).reshape(-1, dims)
+
+    def forget_queries(self) -> None:
+        self._query_vectors.clear()
+
+    def _paper_rows(self) -> dict[str, np.ndarray]:
+        if self._rows_by_paper is None:
+            rows: dict[str, list[int]] = {}
+            for i, p in enumerate(self.passages):
+                rows.setdefault(p.paper, []).append(i)
+            self._rows_by_paper = {k: np.asarray(v, dtype=np.int64) for k, v in rows.items()}
+        return self._rows_by_paper
 
     def _within_docs(self, docs: list[DocHit], lexical: np.ndarray, q: np.ndarray, k: int, rrf_k: int) -> list[Hit]:
         """The best passages of each ranked document unit, about k / len(docs) each, in document order."""

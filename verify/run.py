@@ -24,6 +24,9 @@ class Verifier:
 
         self.index = index
         self.papers = {p.ref.key: p for p in papers if not p.secondary}
+        self._keys_by_id: dict[str, set[str]] = {}  # arXiv id or local name -> keys of its held versions
+        for key, p in self.papers.items():
+            self._keys_by_id.setdefault(str(p.ref.arxiv_id or p.ref.local_name), set()).add(key)
         self.settings = settings
         self.scorer = load_scorer(settings.stance_model, precision=settings.stance_precision)
         self.aggregator = Aggregator.load()
@@ -45,7 +48,7 @@ class Verifier:
     def allowed_papers(self, claim: Claim) -> set[str] | None:
         """Paper keys a claim is checked against: every held version of every paper it cites."""
         ids = {r.arxiv_id for r in claim.cited if r.arxiv_id} | {r.local_name for r in claim.cited if r.local_name}
-        keys = {k for k, p in self.papers.items() if (p.ref.arxiv_id or p.ref.local_name) in ids}
+        keys = set().union(*(self._keys_by_id.get(i, set()) for i in ids))
         return keys or None
 
     def score_hits(self, claims: Sequence[Claim]) -> list[tuple[Claim, str, set[str] | None, list[ScoredHit]]]:

@@ -30,6 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="persist the hybrid sentence index here (default: built in memory)")
     v.add_argument("--embedding-model", default="bundled:all-MiniLM-L6-v2", help="for --index-dir")
     v.add_argument("--top-docs", type=int, default=3, help="abstracts judged per claim with open retrieval")
+    v.add_argument("--top-k", type=int, default=8, help="sentences of each abstract scored (verify.top_k)")
     v.add_argument("--device", default=None)
     v.set_defaults(handler=verify_scifact)
 
@@ -80,23 +81,25 @@ def _confidence_ece(gold: list[dict], pred: list[dict]) -> dict[str, float]:
 
 
 def verify_scifact(args: argparse.Namespace) -> int:
+    from claimscope.settings import VerifySettings
     from claimscope.verify import scifact as sf
-    from claimscope.verify.scifact_pipeline import DocRetriever, predict
-    from claimscope.verify.stance import load_scorer
+    from claimscope.verify.scifact_pipeline import DocRetriever, predict, scifact_index, scifact_verifier
 
     corpus = sf.read_corpus(args.corpus)
     claims = sf.read_jsonl_rows(args.claims)
-    scorer = load_scorer(args.stance_model, device=args.device)
-    retriever = None
-    if not args.oracle_abstracts:
-        from claimscope.verify.scifact_pipeline import scifact_index
+    index = scifact_index(corpus, args.index_dir, args.embedding_model)
+    settings = VerifySettings(stance_model=args.stance_model, embedding_model=args.embedding_model, top_k=args.top_k)
+    verifier = scifact_verifier(index, corpus, settings)
+    if args.device:
+        from claimscope.verify.stance import load_scorer
 
-        retriever = DocRetriever(scifact_index(corpus, args.index_dir, args.embedding_model))
-    run = predict(claims, corpus, scorer, retriever=retriever, oracle=args.oracle_abstracts, top_docs=args.top_docs)
+        verifier.scorer = load_scorer(args.stance_model, device=args.device, precision=settings.stance_precision)
+    retriever = None if args.oracle_abstracts else DocRetriever(index)
+    run = predict(claims, corpus, verifier, retriever=retriever, oracle=args.oracle_abstracts, top_docs=args.top_docs)
     sf.write_predictions(args.out, run.predictions)
     n_ev = sum(len(p.evidence) for p in run.predictions)
     logger.info("wrote %s: %d claims, %d abstracts with a label, %.1f claims/s", args.out, len(run.predictions), n_ev,
                 len(claims) / max(run.seconds, 1e-9))
     print(json.dumps({"out": str(args.out), "claims": len(run.predictions), "abstracts_labelled": n_ev,
-                      "stance_model": scorer.info.name, "seconds": round(run.seconds, 2)}))
+                      "stance_model": verifier.scorer.info.name, "seconds": round(run.seconds, 2)}))
     return 0

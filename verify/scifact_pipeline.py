@@ -1,9 +1,16 @@
-"""SciFact predictions: retrieve abstracts, score each sentence's stance, decide per abstract.
+"""SciFact predictions through the product's own verify path.
 
-Per claim: candidate abstracts (the cited ones with ``oracle=True``, else the top retrieved), every sentence of each
-candidate scored by the stance scorer, and an abstract-level rule (multinomial logistic regression over the sentence
-scores and the retrieval rank, fitted on SciFact **train** claims held out from stance training, stored as JSON) giving
-P(SUPPORT), P(CONTRADICT), P(NEI) for the abstract. The predicted label's probability is the written confidence.
+Per claim: candidate abstracts — the cited ones with ``oracle``, else the top ``top_docs`` documents of the index's
+document search (`EvidenceIndex.search_docs`) — then `Verifier.score_hits` with the claim restricted to them (each
+abstract searched on its own: its best ``top_k`` sentences, stance-scored and number-checked, as `claimscope run`
+checks a cited paper) and the claim aggregator's per-paper probabilities (`aggregate.per_paper`, the step
+`aggregate.decide` takes for every paper version) give P(SUPPORT), P(CONTRADICT), P(NEI) per abstract.
+
+Fitted with the aggregator on SciFact **train** predictions (`python -m claimscope.verify.fit_aggregator`, stored in
+aggregator.json under "scifact"), per mode (open / oracle): a calibration map of those probabilities (retrieved
+abstracts have other base rates than cited ones) and the rule saying which abstracts get a label — the argmax,
+"label when P(NEI) < t" for the top r abstracts, or always SUPPORT, whichever scores the best abstract label-only F1
+on train. The written confidence is the calibrated probability of the written label.
 """
 
 from __future__ import annotations
@@ -11,33 +18,30 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from claimscope.errors import ClaimscopeError
-from claimscope.rundir import atomic_write_text
+from claimscope.types import Claim, Paper, PaperRef
 from claimscope.verify import scifact as sf
-from claimscope.verify.stance import StanceScorer
+from claimscope.verify.aggregate import Aggregator, ScoredHit, per_paper
+from claimscope.verify.calibrate import Calibrator
 
 if TYPE_CHECKING:
+    from claimscope.settings import VerifySettings
     from claimscope.verify.index import EvidenceIndex
+    from claimscope.verify.run import Verifier
 
 logger = logging.getLogger(__name__)
 
-RULE_PATH = Path(__file__).parent / "models" / "scifact-abstract-rule.json"
 DOC_LABELS = ("SUPPORT", "CONTRADICT", "NEI")
-MAX_RANK_FEATURE = 3
+MODES = ("open", "oracle")
 
 
-class BadRule(ClaimscopeError):
-    pass
-
-
-# ------------------------------------------------------------------------------------------------ doc retrieval
+# ------------------------------------------------------------------------------------------------ index, retrieval
 
 
 def scifact_index(corpus: Mapping[int, Mapping], index_dir: Path | None = None,
@@ -50,6 +54,18 @@ def scifact_index(corpus: Mapping[int, Mapping], index_dir: Path | None = None,
              else EvidenceIndex.build(passages, model))
     index.set_titles({sf.paper_key(d): doc["title"] for d, doc in corpus.items()})
     return index
+
+
+def scifact_papers(doc_ids: Iterable[int]) -> list[Paper]:
+    return [Paper(ref=PaperRef(local_name=sf.paper_key(d)), sha256="", source="local", path="", fmt="text")
+            for d in sorted(doc_ids)]
+
+
+def scifact_verifier(index: EvidenceIndex, corpus: Mapping[int, Mapping], settings: VerifySettings) -> Verifier:
+    """The product's Verifier over the SciFact index, every abstract a paper."""
+    from claimscope.verify.run import Verifier
+
+    return Verifier(index, scifact_papers(corpus), settings)
 
 
 class DocRetriever:
@@ -73,77 +89,109 @@ class DocRetriever:
         return out
 
 
-# -------------------------------------------------------------------------------------------- abstract decision
-
-
-def doc_features(sent_probs: np.ndarray, rank: int) -> np.ndarray:
-    """Features of one abstract from its sentences' [P(s), P(c), P(n)] rows and its retrieval rank (1-based)."""
-    p = np.asarray(sent_probs, dtype=np.float64)
-    s, c = p[:, 0], p[:, 1]
-    top2 = np.sort(s + c)[::-1][:2]
-    r = min(rank, MAX_RANK_FEATURE + 1)
-    return np.array([s.max(), c.max(), (s - c)[np.argmax(s + c)], top2.mean(), float(r == 1), float(r == 2),
-                     float(r == 3)])
+# ------------------------------------------------------------------------------------------------ scoring
 
 
 @dataclass
-class AbstractRule:
-    coef: list[list[float]]
-    intercept: list[float]
-    meta: dict = field(default_factory=dict)
+class ClaimScores:
+    """One claim's candidate abstracts and the product's scored sentences of each."""
 
-    def probs(self, features: np.ndarray) -> np.ndarray:
-        z = np.atleast_2d(features) @ np.asarray(self.coef).T + np.asarray(self.intercept)
-        z -= z.max(1, keepdims=True)
-        e = np.exp(z)
-        return e / e.sum(1, keepdims=True)
+    claim_id: int
+    retrieved: list[int] = field(default_factory=list)  # open retrieval, best first
+    cited: list[int] = field(default_factory=list)
+    hits: dict[int, list[ScoredHit]] = field(default_factory=dict)  # doc id -> its scored sentences
 
-    def save(self, path: Path = RULE_PATH) -> None:
-        atomic_write_text(path, json.dumps({"labels": list(DOC_LABELS), "coef": self.coef, "intercept": self.intercept,
-                                            "meta": self.meta}, indent=2) + "\n")
+    def candidates(self, mode: str) -> list[int]:
+        return self.cited if mode == "oracle" else self.retrieved
+
+    def top(self, k: int) -> ClaimScores:
+        """The same claim scored on only the best k sentences of each abstract (they come best first)."""
+        return ClaimScores(self.claim_id, self.retrieved, self.cited, {d: hs[:k] for d, hs in self.hits.items()})
+
+
+def score_claims(verifier: Verifier, claims: Sequence[Mapping], corpus: Mapping[int, Mapping], *,
+                 retriever: DocRetriever | None, top_docs: int = 3, oracle: bool = True,
+                 batch_claims: int = 64) -> dict[int, ClaimScores]:
+    """Retrieve (with a retriever) and score the cited (with `oracle`) abstracts of SciFact claim rows."""
+    from rich.progress import Progress
+
+    out: dict[int, ClaimScores] = {}
+    with Progress(transient=True, disable=not logger.isEnabledFor(logging.INFO)) as bar:
+        task = bar.add_task("scoring claims", total=len(claims))
+        for s in range(0, len(claims), batch_claims):
+            chunk = claims[s: s + batch_claims]
+            ranked = retriever.search([c["claim"] for c in chunk], top_docs) if retriever else [[] for _ in chunk]
+            todo = []
+            for row, found in zip(chunk, ranked, strict=True):
+                cs = ClaimScores(int(row["id"]), found[:top_docs])
+                if oracle:
+                    cs.cited = [int(d) for d in row.get("cited_doc_ids", []) if int(d) in corpus]
+                out[cs.claim_id] = cs
+                docs = list(dict.fromkeys(cs.retrieved + cs.cited))
+                todo.append(Claim(id=str(cs.claim_id), text=row["claim"], source="scifact",
+                                  cited=[PaperRef(local_name=sf.paper_key(d)) for d in docs]))
+            for claim, _, _, scored in verifier.score_hits(todo):
+                cs = out[int(claim.id)]
+                for h in scored:
+                    cs.hits.setdefault(int(h.evidence.paper.split(":", 1)[1]), []).append(h)
+            bar.advance(task, len(chunk))
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ decisions
+
+
+@dataclass(frozen=True)
+class DecisionRule:
+    """Which abstracts get a SUPPORT/CONTRADICT label, from the aggregator's per-abstract probabilities.
+
+    - ``argmax``: the aggregator's most probable label, when it is not NEI;
+    - ``nei_below``: the likelier of SUPPORT / CONTRADICT when P(NEI) < ``threshold``;
+    - ``always_support``: SUPPORT (the no-model floor).
+    Only abstracts ranked within ``max_rank`` are labelled (0: all; cited abstracts all count as rank 1).
+    """
+
+    kind: Literal["argmax", "nei_below", "always_support"] = "argmax"
+    threshold: float = 0.5
+    max_rank: int = 0
+
+    def label(self, probs: np.ndarray, rank: int) -> str | None:
+        if self.max_rank and rank > self.max_rank:
+            return None
+        if self.kind == "always_support":
+            return "SUPPORT"
+        if self.kind == "argmax":
+            best = int(np.argmax(probs))
+            return None if best == 2 else DOC_LABELS[best]
+        return DOC_LABELS[int(probs[1] > probs[0])] if probs[2] < self.threshold else None
+
+    def describe(self) -> str:
+        what = {"argmax": "the aggregator's argmax", "always_support": "always SUPPORT",
+                "nei_below": f"SUPPORT/CONTRADICT when P(NEI) < {self.threshold:.3f}"}[self.kind]
+        return what + (f", top {self.max_rank} abstract(s)" if self.max_rank else "")
+
+    def to_json(self) -> dict:
+        return {"kind": self.kind, "threshold": self.threshold, "max_rank": self.max_rank}
 
     @classmethod
-    def load(cls, path: Path = RULE_PATH) -> AbstractRule:
-        try:
-            d = json.loads(Path(path).read_text(encoding="utf-8"))
-            return cls(d["coef"], d["intercept"], d.get("meta", {}))
-        except (OSError, KeyError, json.JSONDecodeError) as e:
-            raise BadRule(str(path), f"cannot read the SciFact abstract rule: {e}") from e
-
-    @classmethod
-    def for_scorer(cls, scorer: StanceScorer, path: Path = RULE_PATH) -> AbstractRule:
-        """The saved rule when it was fitted on this scorer's outputs (same name and weights hash), else the default."""
-        if Path(path).exists():
-            rule = cls.load(path)
-            meta = rule.meta
-            if meta.get("stance_model") == scorer.info.name and meta.get("stance_sha256") == scorer.info.sha256:
-                return rule
-            logger.warning("%s was fitted for another stance model; using the untrained rule", path)
-        return cls.default()
-
-    @classmethod
-    def default(cls) -> AbstractRule:
-        """Untrained fallback: the larger of max P(support) / max P(contradict) against 0.5."""
-        coef = np.zeros((3, 7))
-        coef[0, 0] = coef[1, 1] = 8.0
-        return cls(coef.tolist(), [-4.0, -4.0, 0.0], {"fitted": False})
+    def from_json(cls, data: Mapping[str, Any] | None) -> DecisionRule:
+        return cls(**{k: data[k] for k in ("kind", "threshold", "max_rank") if k in data}) if data else cls()
 
 
-def fit_rule(features: np.ndarray, labels: Sequence[int], c: float = 1.0) -> AbstractRule:
-    from sklearn.linear_model import LogisticRegression
-
-    lr = LogisticRegression(C=c, max_iter=5000)
-    lr.fit(features, np.asarray(labels))
-    coef = np.zeros((3, features.shape[1]))
-    intercept = np.full(3, -30.0)  # a class never seen gets ~0 probability
-    for row, cls in enumerate(lr.classes_):
-        coef[int(cls)] = lr.coef_[row]
-        intercept[int(cls)] = lr.intercept_[row]
-    return AbstractRule(coef.tolist(), intercept.tolist(), {"fitted": True, "n": int(len(labels)),
-                                                            "class_counts": np.bincount(labels, minlength=3).tolist()})
+def rule_for(aggregator: Aggregator, mode: str) -> DecisionRule:
+    """The rule fitted with this aggregator for `mode` ("open" or "oracle"); the argmax when none was fitted."""
+    return DecisionRule.from_json(aggregator.scifact.get(mode, {}).get("rule"))
 
 
-# ------------------------------------------------------------------------------------------------------ predict
+def calibrator_for(aggregator: Aggregator, mode: str) -> Calibrator | None:
+    """The map from the aggregator's per-paper probabilities to calibrated per-abstract ones for `mode`.
+
+    The aggregator is fitted on claims against the abstracts they cite; retrieved abstracts are mostly unrelated,
+    so the base rates differ. This map (temperature or multinomial logistic on the log-probabilities,
+    `verify.calibrate`) is fitted on train abstracts of that mode with the rule; None: probabilities as they are.
+    """
+    data = aggregator.scifact.get(mode, {}).get("calibration")
+    return Calibrator.from_json(json.dumps(data), f"aggregator scifact.{mode}.calibration") if data else None
 
 
 @dataclass
@@ -151,44 +199,39 @@ class DocDecision:
     doc_id: int
     rank: int
     probs: np.ndarray  # P(SUPPORT), P(CONTRADICT), P(NEI) for the abstract
-    sentence_probs: np.ndarray  # (n_sentences, 3)
-
-    @property
-    def label(self) -> str:
-        return DOC_LABELS[int(np.argmax(self.probs))]
+    hits: list[ScoredHit]
+    label: str | None = None  # SUPPORT / CONTRADICT, or None (nothing written)
 
     def rationale(self, n: int = 3) -> list[int]:
-        col = 0 if self.label == "SUPPORT" else 1
-        order = np.argsort(-self.sentence_probs[:, col], kind="stable")
-        chosen = [int(i) for i in order if self.sentence_probs[i].argmax() == col][:n]
-        return chosen or [int(order[0])]
+        """Sentence indices read as the label's stance, strongest first (else the strongest sentence)."""
+        col = 1 if self.label == "CONTRADICT" else 0
+        key = ("p_support", "p_contradict")[col]
+        order = sorted(self.hits, key=lambda h: -getattr(h.evidence, key))
+        chosen = [h for h in order if h.evidence.stance == ("support", "contradict")[col]][:n] or order[:1]
+        return [_sentence(h) for h in chosen]
 
 
-def score_docs(claims: Sequence[tuple[int, str]], candidates: Mapping[int, Sequence[int]],
-               corpus: Mapping[int, Mapping], scorer: StanceScorer) -> dict[tuple[int, int], np.ndarray]:
-    """Sentence stance probabilities for every (claim id, candidate doc id), scored in one batch."""
-    pairs: list[tuple[str, str]] = []
-    spans: list[tuple[tuple[int, int], int, int]] = []
-    for cid, text in claims:
-        for d in candidates.get(cid, []):
-            sents = corpus[d]["abstract"]
-            spans.append(((cid, d), len(pairs), len(pairs) + len(sents)))
-            pairs.extend((text, s) for s in sents)
-    probs = scorer.score(pairs)
-    return {key: probs[a:b] for key, a, b in spans}
+def _sentence(hit: ScoredHit) -> int:
+    section = hit.evidence.section or ""
+    return int(section[1:]) if section.startswith("s") else 0
 
 
-def decide(claims: Sequence[tuple[int, str]], candidates: Mapping[int, Sequence[int]], corpus: Mapping[int, Mapping],
-           scorer: StanceScorer, rule: AbstractRule, *, oracle: bool = False) -> dict[int, list[DocDecision]]:
-    """Abstract decisions; with `oracle` every candidate counts as rank 1 (cited abstracts are not ranked)."""
-    scored = score_docs(claims, candidates, corpus, scorer)
+def decide(scores: Mapping[int, ClaimScores], aggregator: Aggregator, mode: str,
+           rule: DecisionRule | None = None) -> dict[int, list[DocDecision]]:
+    """Per-abstract decisions; with "oracle" every cited abstract counts as rank 1."""
+    rule = rule or rule_for(aggregator, mode)
+    calibrator = calibrator_for(aggregator, mode)
     out: dict[int, list[DocDecision]] = {}
-    for cid, _ in claims:
+    for cid, cs in scores.items():
+        hits = [h for d in cs.candidates(mode) for h in cs.hits.get(d, [])]
+        _, probs = per_paper(hits, aggregator)
         decisions = []
-        for rank, d in enumerate(candidates.get(cid, []), 1):
-            sp = scored[(cid, d)]
-            r = 1 if oracle else rank
-            decisions.append(DocDecision(d, r, rule.probs(doc_features(sp, r))[0], sp))
+        for rank, d in enumerate(cs.candidates(mode), 1):
+            r = 1 if mode == "oracle" else rank
+            p = probs.get(sf.paper_key(d), np.array([0.0, 0.0, 1.0]))
+            if calibrator is not None:
+                p = calibrator(p[None, :])[0]
+            decisions.append(DocDecision(d, r, p, cs.hits.get(d, []), rule.label(p, r)))
         out[cid] = decisions
     return out
 
@@ -198,9 +241,10 @@ def to_predictions(decisions: Mapping[int, list[DocDecision]], claim_ids: Sequen
     for cid in claim_ids:
         ev = {}
         for dd in decisions.get(cid, []):
-            if dd.label != "NEI":
-                ev[str(dd.doc_id)] = sf.AbstractPrediction(label=dd.label, sentences=dd.rationale(),
-                                                           confidence=round(float(dd.probs.max()), 6))
+            if dd.label is not None:
+                conf = float(dd.probs[DOC_LABELS.index(dd.label)])
+                ev[str(dd.doc_id)] = sf.AbstractPrediction(label=dd.label, sentences=dd.rationale(),  # type: ignore[arg-type]
+                                                           confidence=round(conf, 6))
         preds.append(sf.ClaimPrediction(id=cid, evidence=ev))
     return preds
 
@@ -225,98 +269,72 @@ def decision_calibration(decisions: Mapping[int, list[DocDecision]], gold: Mappi
     return calibration_metrics(p, y) | {"reliability": reliability(conf, ok)}
 
 
+# ------------------------------------------------------------------------------------------------ fitting the rule
+
+
+def candidate_rules(max_docs: int = 3) -> list[DecisionRule]:
+    """The argmax, "P(NEI) < t" over a grid of t, and always-SUPPORT, each for the top 1..max_docs or all abstracts."""
+    ranks = [0] + list(range(1, max_docs))
+    rules = [DecisionRule("argmax", max_rank=r) for r in ranks]
+    rules += [DecisionRule("nei_below", round(float(t), 3), r) for t in np.arange(0.05, 1.0001, 0.025) for r in ranks]
+    rules += [DecisionRule("always_support", max_rank=r) for r in ranks]
+    return rules
+
+
+def fit_calibration(scores: Mapping[int, ClaimScores], aggregator: Aggregator, mode: str,
+                    gold: Sequence[Mapping]) -> Calibrator:
+    """A calibrator of the per-abstract probabilities of `mode` on these (train) claims' abstracts."""
+    from claimscope.verify.calibrate import fit
+
+    plain = Aggregator(aggregator.coef, aggregator.intercept, aggregator.source)  # the uncalibrated probabilities
+    by_id = {int(g["id"]): g for g in gold}
+    rows = [(d.probs, doc_gold(by_id[cid], d.doc_id)) for cid, dds in decide(scores, plain, mode).items()
+            for d in dds]
+    return fit(np.array([p for p, _ in rows]), [y for _, y in rows])
+
+
+def fit_rule(scores: Mapping[int, ClaimScores], aggregator: Aggregator, mode: str, gold: Sequence[Mapping],
+             max_docs: int = 3) -> tuple[DecisionRule, dict[str, float]]:
+    """The candidate rule with the best abstract label-only F1 on these (train) claims; first listed wins ties.
+
+    Always-SUPPORT is a candidate, so the fitted rule is never below that floor on the claims it was fitted on.
+    """
+    best: tuple[float, DecisionRule] | None = None
+    ids = [int(g["id"]) for g in gold]
+    base = decide(scores, aggregator, mode, DecisionRule("always_support"))
+    for rule in candidate_rules(max_docs):
+        decisions = {cid: [DocDecision(d.doc_id, d.rank, d.probs, d.hits, rule.label(d.probs, d.rank)) for d in dds]
+                     for cid, dds in base.items()}
+        f1 = sf.scifact_metrics(gold, [p.model_dump() for p in to_predictions(decisions, ids)])[
+            "abstract_label_only_f1"]
+        if best is None or f1 > best[0] + 1e-12:
+            best = (f1, rule)
+    assert best is not None
+    return best[1], {"abstract_label_only_f1": best[0]}
+
+
+# ------------------------------------------------------------------------------------------------ predict
+
+
 @dataclass
 class SciFactRun:
     predictions: list[sf.ClaimPrediction]
     decisions: dict[int, list[DocDecision]]
     seconds: float
+    scores: dict[int, ClaimScores] = field(default_factory=dict)
 
 
-def predict(claims: Sequence[Mapping], corpus: Mapping[int, Mapping], scorer: StanceScorer, *,
+def predict(claims: Sequence[Mapping], corpus: Mapping[int, Mapping], verifier: Verifier, *,
             retriever: DocRetriever | None = None, oracle: bool = False, top_docs: int = 3,
-            rule: AbstractRule | None = None, batch_claims: int = 64) -> SciFactRun:
-    """Predictions for SciFact claim rows (``{id, claim, cited_doc_ids?}``)."""
-    from rich.progress import Progress
+            batch_claims: int = 64) -> SciFactRun:
+    """Predictions for SciFact claim rows (``{id, claim, cited_doc_ids?}``) by the verifier's aggregator and rule."""
+    from claimscope.errors import ClaimscopeError
 
-    rule = rule or AbstractRule.for_scorer(scorer)
+    if not oracle and retriever is None:
+        raise ClaimscopeError("predict", "open retrieval needs a DocRetriever")
     t0 = time.perf_counter()
+    scores = score_claims(verifier, claims, corpus, retriever=None if oracle else retriever, top_docs=top_docs,
+                          oracle=oracle, batch_claims=batch_claims)
+    decisions = decide(scores, verifier.aggregator, "oracle" if oracle else "open")
     ids = [int(c["id"]) for c in claims]
-    decisions: dict[int, list[DocDecision]] = {}
-    with Progress(transient=True, disable=not logger.isEnabledFor(logging.INFO)) as bar:
-        task = bar.add_task("scoring claims", total=len(claims))
-        for s in range(0, len(claims), batch_claims):
-            chunk = claims[s : s + batch_claims]
-            texts = [(int(c["id"]), c["claim"]) for c in chunk]
-            if oracle:
-                cand = {int(c["id"]): [int(d) for d in c.get("cited_doc_ids", []) if int(d) in corpus] for c in chunk}
-            else:
-                if retriever is None:
-                    raise BadRule("predict", "open retrieval needs a DocRetriever")
-                ranked = retriever.search([c["claim"] for c in chunk], top_docs)
-                cand = {int(c["id"]): r for c, r in zip(chunk, ranked, strict=True)}
-            decisions |= decide(texts, cand, corpus, scorer, rule, oracle=oracle)
-            bar.advance(task, len(chunk))
-    return SciFactRun(to_predictions(decisions, ids), decisions, time.perf_counter() - t0)
-
-
-def fit_rule_on_train(claims: Sequence[Mapping], corpus: Mapping[int, Mapping], scorer: StanceScorer,
-                      retriever: DocRetriever, top_docs: int = 3) -> AbstractRule:
-    """Fit the abstract rule on train claims (those held out from stance training): cited + retrieved abstracts."""
-    texts = [(int(c["id"]), c["claim"]) for c in claims]
-    ranked = retriever.search([c["claim"] for c in claims], top_docs)
-    by_id = {int(c["id"]): c for c in claims}
-    feats, labels = [], []
-    for oracle in (True, False):
-        cand = {}
-        for c, r in zip(claims, ranked, strict=True):
-            cand[int(c["id"])] = [int(d) for d in c["cited_doc_ids"] if int(d) in corpus] if oracle else r
-        for cid, dds in decide(texts, cand, corpus, scorer, AbstractRule.default(), oracle=oracle).items():
-            row = by_id[cid]
-            for dd in dds:
-                feats.append(doc_features(dd.sentence_probs, dd.rank))
-                labels.append(doc_gold(row, dd.doc_id))
-    rule = fit_rule(np.asarray(feats), labels)
-    rule.meta |= {"claims": len(claims), "stance_model": scorer.info.name, "stance_sha256": scorer.info.sha256}
-    return rule
-
-
-def holdout_claims(scifact_dir: Path, adapter_dir: Path) -> list[dict]:
-    """SciFact train claims that the stance adapter did not train on (ids from its training.json)."""
-    rows = sf.read_jsonl_rows(Path(scifact_dir) / "claims_train.jsonl")
-    record = json.loads((Path(adapter_dir) / "training.json").read_text(encoding="utf-8"))
-    ids = record["data"].get("holdout_claim_ids")
-    if ids is None:  # older records: recompute the split the trainer made (seeded shuffle of the sorted ids)
-        import random
-
-        order = sorted(int(r["id"]) for r in rows)
-        random.Random(record["seed"]).shuffle(order)
-        ids = order[: int(round(len(order) * record["hyper"]["holdout_frac"]))]
-    keep = set(ids)
-    return [r for r in rows if int(r["id"]) in keep]
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Fit the abstract rule for the bundled scorer: ``python -m claimscope.verify.scifact_pipeline --scifact DIR``."""
-    import argparse
-
-    from claimscope.verify.stance import BUNDLED_ADAPTER, load_scorer
-
-    ap = argparse.ArgumentParser(description="fit the SciFact abstract-level rule on held-out SciFact train claims")
-    ap.add_argument("--scifact", type=Path, required=True)
-    ap.add_argument("--out", type=Path, default=RULE_PATH)
-    ap.add_argument("--top-docs", type=int, default=3)
-    args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    corpus = sf.read_corpus(args.scifact / "corpus.jsonl")
-    claims = holdout_claims(args.scifact, BUNDLED_ADAPTER)
-    scorer = load_scorer("bundled")
-    rule = fit_rule_on_train(claims, corpus, scorer, DocRetriever(scifact_index(corpus)), args.top_docs)
-    rule.save(args.out)
-    print(json.dumps(rule.meta))
-    return 0
-
-
-if __name__ == "__main__":
-    import sys
-
-    sys.exit(main())
+    return SciFactRun(to_predictions(decisions, ids), decisions, time.perf_counter() - t0, scores)

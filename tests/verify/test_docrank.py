@@ -36,7 +36,7 @@ def test_short_paper_is_one_unit_long_paper_splits_by_section_then_pages() -> No
     long_sec = (_windows("long", 1, ["Intro words. " * 30] * 3, section="1 Introduction")
                 + _windows("long", 2, ["Method words. " * 30] * 3, section="2 Method"))
     no_sec = [p for page in (1, 2, 3) for p in _windows("nosec", page, [f"Page {page} text. " * 30] * 3)]
-    params = DocParams(unit_chars=1000, pages_per_unit=2)
+    params = DocParams(unit_chars=1000, min_unit_chars=100, pages_per_unit=2)
     units = doc_units(short + long_sec + no_sec, params)
     by_paper: dict[str, list] = {}
     for u in units:
@@ -46,6 +46,17 @@ def test_short_paper_is_one_unit_long_paper_splits_by_section_then_pages() -> No
     assert [u.label for u in by_paper["nosec"]] == ["pp. 1-2", "pp. 3-4"]
     rows = sorted(int(r) for u in units for r in u.rows)
     assert rows == list(range(len(short + long_sec + no_sec)))  # every passage in exactly one unit
+
+
+def test_tiny_sections_of_a_long_paper_are_joined() -> None:
+    sents = [f"Sentence number {i} of a very long abstract." for i in range(60)]
+    ps = []
+    for i, p in enumerate(_windows("scifact:1", 1, sents)):  # SciFact passages: one "section" per sentence
+        ps.append(p.model_copy(update={"section": f"s{i}"}))
+    units = doc_units(ps, DocParams(unit_chars=1000, min_unit_chars=600))
+    assert 2 <= len(units) <= 60 * 90 // 600 + 1
+    assert all(len(u.rows) > 1 for u in units[:-1])
+    assert sorted(int(r) for u in units for r in u.rows) == list(range(60))
 
 
 def _fake_embeddings(texts: list[str], vocab: list[str]) -> np.ndarray:
@@ -103,3 +114,26 @@ def test_open_search_reads_the_best_documents_and_keeps_quotes_and_pages() -> No
         assert h.passage in passages
     restricted = index.search_many(["seven intermediate tasks"], 3, allowed=[{"0000.00002v1"}])[0]
     assert {h.passage.paper for h in restricted} == {"0000.00002v1"} and all(h.doc_rank == 0 for h in restricted)
+
+
+def test_title_vectors_are_made_once_beside_a_persisted_index(tmp_path, monkeypatch) -> None:
+    import claimscope.verify.index as mod
+    from claimscope.verify.embed import BUNDLED
+
+    passages = _windows("scifact:1", 1, ["Aspirin lowers stroke risk.", "Adults were studied."]) + _windows(
+        "scifact:2", 1, ["Rain fell in Peru.", "Highlands were wet."])
+    titles = {"scifact:1": "Aspirin and stroke", "scifact:2": "Rainfall in Peru"}
+    first = mod.EvidenceIndex.load_or_build(tmp_path / "index", passages, BUNDLED)
+    first.set_titles(titles)
+    made = first.doc_ranker().title_embeddings
+    assert made is not None and (tmp_path / "index" / mod.TITLES_FILE).is_file()
+
+    calls: list[list[str]] = []
+    real = mod.embed_texts
+    monkeypatch.setattr(mod, "embed_texts", lambda texts, *a, **k: calls.append(texts) or real(texts, *a, **k))
+    again = mod.EvidenceIndex.load_or_build(tmp_path / "index", passages, BUNDLED)
+    again.set_titles(titles)
+    assert np.array_equal(again.doc_ranker().title_embeddings, made) and calls == []
+    again.set_titles({"scifact:1": "Another title", "scifact:2": "Rainfall in Peru"})
+    again.doc_ranker()
+    assert calls == [["Another title", "Rainfall in Peru"]]  # other titles: made anew
