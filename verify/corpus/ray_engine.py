@@ -203,6 +203,7 @@ class RayEngine:
         joins the cluster; disconnects (and stops the local Ray) afterwards only if it connected."""
         ray = import_ray()
         if ray.is_initialized():
+            logger.info("using the Ray this process is already connected to (address and num_cpus not applied)")
             yield ray
             return
         target = self._target()
