@@ -20,6 +20,7 @@ sharing words are close. It is not a semantic model; results built with it say s
 from __future__ import annotations
 
 import logging
+import os
 import re
 import zlib
 from collections.abc import Sequence
@@ -32,6 +33,10 @@ from claimscope.types import EncoderSpec
 from claimscope.verify.embed import BUNDLED
 
 logger = logging.getLogger(__name__)
+
+# oneDNN keeps a compiled primitive per input shape seen (1024 by default); exact-length batches have many shapes, and
+# with the default a MiniLM worker grew by ~2.5 GB over a 50k-passage build. Read when oneDNN first runs.
+os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "16")
 
 HASH = "hash"
 HASH_BUCKETS = 1 << 14
@@ -78,6 +83,16 @@ def hash_embed(texts: Sequence[str], dims: int = 384, chunk: int = 512) -> np.nd
     return out / np.where(norms > 0, norms, 1.0)
 
 
+def _trim_heap() -> None:
+    """Give freed heap pages back to the OS (glibc): many differently shaped batches fragment the heap."""
+    import ctypes
+
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 class ShardEncoder:
     """Callable: a batch `{"passage_id": [...], "text": [...], ...}` -> `{"passage_id": [...], "embedding": [n, d]}`.
 
@@ -120,7 +135,9 @@ class ShardEncoder:
             return np.zeros((0, self.dims), dtype=np.float32)
         if self._model is None:
             return hash_embed(texts, self.dims)
-        return self._encode_model(list(texts))
+        out = self._encode_model(list(texts))
+        _trim_heap()
+        return out
 
     def _encode_model(self, texts: list[str]) -> np.ndarray:
         import torch

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from claimscope.types import Passage
@@ -36,21 +37,27 @@ DEPTH = 200  # open queries: BM25 and dense candidates each (EvidenceIndex takes
 
 
 class _PassageStore:
-    """Passages by global row, read one Parquet row group at a time, with a small LRU cache of groups."""
+    """Passages by global row, read one Parquet row group at a time (a small LRU cache of decoded groups); only the
+    rows asked for become Passage objects."""
 
     def __init__(self, paths: Sequence[Path], offsets: np.ndarray, cache_groups: int = 64) -> None:
         self.paths = list(paths)
         self.offsets = offsets
-        self.cache: OrderedDict[tuple[int, int], list[Passage]] = OrderedDict()
+        self.cache: OrderedDict[tuple[int, int], pa.Table] = OrderedDict()
         self.cache_groups = cache_groups
-        self._papers: dict[int, np.ndarray] = {}
         self._rows_of: dict[int, dict[str, np.ndarray]] = {}
         self._group_starts: dict[int, np.ndarray] = {}
+        self._files: dict[int, pq.ParquetFile] = {}
+
+    def _file(self, s: int) -> pq.ParquetFile:
+        if s not in self._files:
+            self._files[s] = pq.ParquetFile(self.paths[s])
+        return self._files[s]
 
     def _groups(self, s: int) -> np.ndarray:
         """First row of each Parquet row group of shard s (as written; ROW_GROUP rows each by default)."""
         if s not in self._group_starts:
-            meta = pq.ParquetFile(self.paths[s]).metadata
+            meta = self._file(s).metadata
             sizes = [meta.row_group(g).num_rows for g in range(meta.num_row_groups)]
             self._group_starts[s] = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
         return self._group_starts[s]
@@ -63,13 +70,14 @@ class _PassageStore:
         key = (s, g)
         group = self.cache.get(key)
         if group is None:
-            group = table_passages(pq.ParquetFile(self.paths[s]).read_row_group(g))
+            group = self._file(s).read_row_group(g)
             self.cache[key] = group
             if len(self.cache) > self.cache_groups:
                 self.cache.popitem(last=False)
         else:
             self.cache.move_to_end(key)
-        return group[local - int(starts[g])]
+        i = local - int(starts[g])
+        return table_passages(group.slice(i, 1))[0]
 
     def rows_of(self, s: int, papers: set[str]) -> np.ndarray:
         """Sorted rows of shard s that belong to the given papers."""
