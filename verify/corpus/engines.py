@@ -81,19 +81,38 @@ def _init_worker(spec_json: str) -> None:
     _worker_dtype = spec.dtype
 
 
-def _work(passage_shard: str, group: int) -> np.ndarray:
-    """Embeddings of one Parquet row group of a passage shard (float32)."""
+TASK_ROWS = 4096  # passages per worker task: whole row groups up to this many (larger tasks fill exact-length batches)
+
+
+def _tasks(passage_shard: Path) -> list[list[int]]:
+    """The shard's row groups cut into runs of about TASK_ROWS rows."""
     import pyarrow.parquet as pq
 
-    table = pq.ParquetFile(passage_shard).read_row_group(group, columns=["passage_id", "text"])
+    meta = pq.ParquetFile(passage_shard).metadata
+    tasks: list[list[int]] = []
+    rows = TASK_ROWS
+    for g in range(meta.num_row_groups):
+        if rows >= TASK_ROWS:
+            tasks.append([])
+            rows = 0
+        tasks[-1].append(g)
+        rows += meta.row_group(g).num_rows
+    return tasks
+
+
+def _work(passage_shard: str, groups: list[int]) -> np.ndarray:
+    """Embeddings of some row groups of a passage shard (float32)."""
+    import pyarrow.parquet as pq
+
+    table = pq.ParquetFile(passage_shard).read_row_groups(groups, columns=["passage_id", "text"])
     return _worker_encoder({"passage_id": table.column("passage_id").to_numpy(zero_copy_only=False),
                             "text": table.column("text").to_pylist()})["embedding"]
 
 
 class LocalEngine:
     """Embed shards on this machine: `workers` spawned processes (each holding the encoder, running
-    `EncoderSpec.threads` torch threads) embed the shards' Parquet row groups (4,096 passages), at most
-    `max_in_flight` groups queued at once; each shard is written when its last group is back, so even one shard keeps
+    `EncoderSpec.threads` torch threads) embed runs of the shards' Parquet row groups (about 4,096 passages), at most
+    `max_in_flight` runs queued at once; each shard is written when its last group is back, so even one shard keeps
     every worker busy. A rich progress bar counts passages. With one worker the shards are embedded in this process."""
 
     name = "local"
@@ -134,23 +153,21 @@ class LocalEngine:
               on_shard: Callable[[Path, int], None] | None) -> None:
         import multiprocessing as mp
 
-        import pyarrow.parquet as pq
-
-        queue: list[tuple[Path, int]] = []
+        queue: list[tuple[Path, int, list[int]]] = []
         parts: dict[Path, list[np.ndarray | None]] = {}
         outs = {ps: out for ps, out, _ in todo}
         for ps, _, _ in todo:
-            groups = pq.ParquetFile(ps).metadata.num_row_groups
-            parts[ps] = [None] * groups
-            queue += [(ps, g) for g in range(groups)]
+            tasks = _tasks(ps)
+            parts[ps] = [None] * len(tasks)
+            queue += [(ps, i, groups) for i, groups in enumerate(tasks)]
         queue.reverse()
         with ProcessPoolExecutor(self.workers, mp_context=mp.get_context("spawn"), initializer=_init_worker,
                                  initargs=(encoder.model_dump_json(),)) as pool:
             running: dict[Future, tuple[Path, int]] = {}
             while queue or running:
                 while queue and len(running) < self.max_in_flight:
-                    ps, g = queue.pop()
-                    running[pool.submit(_work, str(ps), g)] = (ps, g)
+                    ps, g, groups = queue.pop()
+                    running[pool.submit(_work, str(ps), groups)] = (ps, g)
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
                 for fut in done:
                     ps, g = running.pop(fut)

@@ -40,7 +40,7 @@ class _PassageStore:
     """Passages by global row, read one Parquet row group at a time (a small LRU cache of decoded groups); only the
     rows asked for become Passage objects."""
 
-    def __init__(self, paths: Sequence[Path], offsets: np.ndarray, cache_groups: int = 64) -> None:
+    def __init__(self, paths: Sequence[Path], offsets: np.ndarray, cache_groups: int = 256) -> None:
         self.paths = list(paths)
         self.offsets = offsets
         self.cache: OrderedDict[tuple[int, int], pa.Table] = OrderedDict()
@@ -189,7 +189,7 @@ class ShardedEvidenceIndex:
             if len(local) == 0:
                 continue
             rows.append(local + int(self.embeddings.offsets[s]))
-            lexical.append(self.bm25.scores(s, tokens)[local])
+            lexical.append(self.bm25.scores_at(s, tokens, local))
             dense.append(np.asarray(self.embeddings.arrays[s][local], dtype=np.float32) @ q)
         if not rows:
             return np.zeros(0, dtype=np.int64), np.zeros(0, np.float32), np.zeros(0, np.float32)
@@ -199,14 +199,27 @@ class ShardedEvidenceIndex:
               d_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         n_shards = len(self.manifest.shards)
         self.touched.update(range(n_shards))
-        shard_scores = [self.bm25.scores(s, tokens) for s in range(n_shards)]
-        flat = np.concatenate(shard_scores) if shard_scores else np.zeros(0, np.float32)
-        depth = min(self.depth, len(flat))
-        lex_top = np.argpartition(-flat, depth - 1)[:depth] if depth else np.zeros(0, np.int64)
-        lex_top = lex_top[flat[lex_top] > 0]
+        offsets = self.embeddings.offsets
+        matched = [self.bm25.matches(s, tokens) for s in range(n_shards)]
+        top_rows, top_vals = [], []
+        for s, (rows_s, vals_s) in enumerate(matched):  # each shard's BM25 top `depth`, then the merged top `depth`
+            if len(rows_s) > self.depth:
+                keep = np.argpartition(-vals_s, self.depth - 1)[: self.depth]
+                rows_s, vals_s = rows_s[keep], vals_s[keep]
+            positive = vals_s > 0
+            top_rows.append(rows_s[positive] + int(offsets[s]))
+            top_vals.append(vals_s[positive])
+        lex_rows = np.concatenate(top_rows) if top_rows else np.zeros(0, np.int64)
+        lex_vals = np.concatenate(top_vals) if top_vals else np.zeros(0, np.float32)
+        if len(lex_rows) > self.depth:
+            lex_rows = lex_rows[np.argpartition(-lex_vals, self.depth - 1)[: self.depth]]
         ok = d_rows >= 0
-        rows = np.union1d(lex_top, d_rows[ok]).astype(np.int64)
-        lexical = flat[rows]
+        rows = np.union1d(lex_rows, d_rows[ok]).astype(np.int64)
+        shard_of, local = self.embeddings.locate(rows)
+        lexical = np.zeros(len(rows), dtype=np.float32)
+        for s in np.unique(shard_of):
+            sel = shard_of == s
+            lexical[sel] = self.bm25.scores_at(int(s), tokens, local[sel], matched[int(s)])
         dense = np.full(len(rows), np.nan, dtype=np.float32)
         dense[np.searchsorted(rows, d_rows[ok])] = d_scores[ok]
         missing = np.isnan(dense)

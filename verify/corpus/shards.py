@@ -47,7 +47,7 @@ PASSAGE_SCHEMA = pa.schema([
     ("text", pa.string()),
 ])
 COLUMNS = tuple(PASSAGE_SCHEMA.names)
-ROW_GROUP = 4096  # rows per Parquet row group: fetching one passage decodes one group, not the whole shard
+ROW_GROUP = 1024  # rows per Parquet row group: fetching one passage decodes one group (~0.5 ms), not the whole shard
 
 
 def shard_name(i: int) -> str:

@@ -71,9 +71,12 @@ def test_local_engine_two_workers_equal_one_worker_byte_for_byte(tmp_path, sente
 
 
 def test_local_engine_pool_of_row_groups_equals_in_process_and_resumes(tmp_path, monkeypatch):
+    import claimscope.verify.corpus.engines as engines_mod
     import claimscope.verify.corpus.shards as shards_mod
 
-    monkeypatch.setattr(shards_mod, "ROW_GROUP", 32)  # several row groups per shard, so workers share a shard
+    monkeypatch.setattr(shards_mod, "ROW_GROUP", 32)  # 4 row groups per shard,
+    monkeypatch.setattr(engines_mod, "TASK_ROWS", 64)  # 2 tasks per shard: workers share a shard
+    assert len(engines_mod._tasks(_shards(tmp_path / "probe", corpus_passages(read_corpus(SAMPLE))[:100], 100)[0])) == 2
     passages = corpus_passages(read_corpus(SAMPLE))
     shards = _shards(tmp_path, passages, 100)
     spec = EncoderSpec(model="hash", dtype="float16")
