@@ -180,7 +180,10 @@ def main() -> int:
 
     # ---- speed ------------------------------------------------------------------------------------------------------
     n_speed = len(gold[: args.speed_claims])
-    print("speed")
+    load = os.getloadavg()[0]
+    out["load_average_1min_at_end"] = load
+    print(f"speed (machine load average {load:.1f} on {os.cpu_count()} cores at the end of the run: other work on the "
+          "machine slows these)")
     for top_k, run in speed_runs.items():
         n_pairs = sum(len(d.hits) for ds in run.decisions.values() for d in ds)
         out[f"warm_claims_per_s_open_top{top_k}"] = n_speed / run.seconds

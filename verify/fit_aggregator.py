@@ -146,6 +146,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--stance-model", default="bundled")
     ap.add_argument("--index-dir", type=Path, default=DEFAULT_INDEX, help="SciFact sentence index (built once)")
     ap.add_argument("--top-k", type=int, default=VerifySettings().top_k, help="sentences scored per abstract")
+    ap.add_argument("--rules-only", action="store_true",
+                    help="keep the aggregator weights in --out; refit only the SciFact calibration maps and rules")
     which = ap.add_mutually_exclusive_group()
     which.add_argument("--all-train", action="store_true",
                        help="fit on every train claim, not only the adapter's held-out fold (more data, some leakage)")
@@ -176,7 +178,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     y_dev = [Label(sf.gold_label(r)) for r in dev]
     what = ("out-of-fold SciFact train claims" if folds else "SciFact train claims" if args.all_train
             else "held-out SciFact train claims")
-    fitted = fit_aggregator(x_train, y_train, source=f"fitted on {len(train)} {what}")
+    if args.rules_only:
+        fitted = json.loads(args.out.read_text(encoding="utf-8"))
+        fitted["scifact_rules_fitted_on"] = f"{len(train)} {what}"
+    else:
+        fitted = fit_aggregator(x_train, y_train, source=f"fitted on {len(train)} {what}")
     agg = Aggregator(np.array(fitted["coef"]), np.array(fitted["intercept"]), fitted["source"])
 
     rules: dict[str, dict] = {}
@@ -200,6 +206,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     dev_metrics = evaluate(agg, x_dev, y_dev)
     train_metrics = evaluate(agg, x_train, y_train)
+    if args.rules_only:  # the weights' own record (what they were fitted on) stays as it was
+        train_metrics = fitted.get("train", train_metrics)
     fitted.update({
         "features": FEATURES,
         "stance_model": verifier.scorer.info.name,
@@ -211,7 +219,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "scifact": rules,
         "scifact_fewer_sentences": fewer,
         "command": "python -m claimscope.verify.fit_aggregator --scifact DIR"
-                   + (" --all-train" if args.all_train else " --fold-adapters FILE" if folds else ""),
+                   + (" --all-train" if args.all_train else " --fold-adapters FILE" if folds else "")
+                   + (" --rules-only" if args.rules_only else ""),
         "seconds": round(time.perf_counter() - t0, 1),
     })
     write_json(args.out, fitted)

@@ -111,7 +111,7 @@ class ClaimScores:
 
 def score_claims(verifier: Verifier, claims: Sequence[Mapping], corpus: Mapping[int, Mapping], *,
                  retriever: DocRetriever | None, top_docs: int = 3, oracle: bool = True,
-                 batch_claims: int = 64) -> dict[int, ClaimScores]:
+                 batch_claims: int = 256) -> dict[int, ClaimScores]:
     """Retrieve (with a retriever) and score the cited (with `oracle`) abstracts of SciFact claim rows."""
     from rich.progress import Progress
 
@@ -326,7 +326,7 @@ class SciFactRun:
 
 def predict(claims: Sequence[Mapping], corpus: Mapping[int, Mapping], verifier: Verifier, *,
             retriever: DocRetriever | None = None, oracle: bool = False, top_docs: int = 3,
-            batch_claims: int = 64) -> SciFactRun:
+            batch_claims: int = 256) -> SciFactRun:
     """Predictions for SciFact claim rows (``{id, claim, cited_doc_ids?}``) by the verifier's aggregator and rule."""
     from claimscope.errors import ClaimscopeError
 

@@ -101,12 +101,14 @@ def verifier():
 
 def test_abstract_probabilities_are_the_products_per_paper_verdict(verifier) -> None:
     run = sp.predict(CLAIMS, CORPUS, verifier, oracle=True)
+    calibrator = sp.calibrator_for(verifier.aggregator, "oracle")  # the SciFact map fitted with the aggregator
     for row in CLAIMS:
         claim = Claim(id=str(row["id"]), text=row["claim"], source="t",
                       cited=[PaperRef(local_name=sf.paper_key(d)) for d in row["cited_doc_ids"]])
         verdict = verifier.verify([claim])[0]  # what `claimscope run` reports for a claim citing that abstract
+        product = np.array([list(verdict.probs.values())])
         dd = run.decisions[row["id"]][0]
-        assert dd.probs.tolist() == pytest.approx(list(verdict.probs.values()))
+        assert dd.probs.tolist() == pytest.approx((calibrator(product) if calibrator else product)[0].tolist())
         assert {h.evidence.passage_id for h in dd.hits} >= {e.passage_id for e in verdict.evidence}
 
 
