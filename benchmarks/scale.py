@@ -117,7 +117,7 @@ def sentence_vectors(sentences: list[str], work: Path, workers: int) -> tuple[Pa
     path = work / "sentences-minilm.npy"
     rate_file = work / "sentences-minilm.rate"
     if path.exists() and rate_file.exists() and np.load(path, mmap_mode="r").shape[0] == len(sentences):
-        return path, float(rate_file.read_text())
+        return path, float(rate_file.read_text().split()[0])
     shard = work / "sentences" / "passages" / "part-00000.parquet"
     rows = [{"passage_id": str(i), "paper_id": "s", "arxiv_id": None, "version": None, "page": 1, "section": None,
              "start": 0, "end": len(t), "text": t} for i, t in enumerate(sentences)]
@@ -126,7 +126,7 @@ def sentence_vectors(sentences: list[str], work: Path, workers: int) -> tuple[Pa
     [emb] = LocalEngine(workers, progress=False).embed_shards([shard], work / "sentences" / "emb", EncoderSpec())
     rate = len(sentences) / (time.perf_counter() - t0)
     shutil.copyfile(emb, path)
-    rate_file.write_text(f"{rate:.1f}")
+    rate_file.write_text(f"{rate:.1f} measured {time.strftime('%Y-%m-%d %H:%M')}")
     return path, rate
 
 
@@ -300,9 +300,12 @@ def main() -> int:
         pairs = None
         if embedder == "minilm-sentences":
             if vectors is None:
+                cached = (args.work / "sentences-minilm.rate").exists()
                 vectors, rate = sentence_vectors(sentences, args.work, args.workers)
+                when = (args.work / "sentences-minilm.rate").read_text().split(" measured ")[-1]
                 header.append(f"MiniLM embedded the {len(sentences):,} distinct SciFact sentences at {rate:,.0f} "
-                              f"sentences/s ({args.workers} workers, 1 torch thread each)")
+                              f"sentences/s ({args.workers} workers, 1 torch thread each; "
+                              f"{'cached from ' + when if cached else 'this run'})")
                 print(header[-1], flush=True)
             pairs = args.work / f"pairs-{size}.npy"
             np.save(pairs, ids)
