@@ -369,6 +369,35 @@ def fit(args: argparse.Namespace, tok, device: str, train_pairs: list[dict], eva
     return best | {"model": model, "history": history, "steps": step}
 
 
+def fit_grid(grid: list[tuple[float, int]], fit_one) -> tuple[dict, list[dict]]:
+    """Fit each (learning rate, LoRA rank); return the best run by held-out macro-F1 (its model kept, the others
+    freed) and a record of every run."""
+    chosen: dict | None = None
+    runs = []
+    for lr, r in grid:
+        run = fit_one(lr, r)
+        runs.append({"lr": lr, "lora_r": r, "best_step": run["step"], "best_macro_f1": run["macro_f1"],
+                     "history": run["history"]})
+        if chosen is None or run["macro_f1"] > chosen["macro_f1"]:
+            chosen, run = run, chosen
+        if run is not None:
+            del run["model"]
+    assert chosen is not None
+    return chosen, runs
+
+
+def load_pairs(args: argparse.Namespace) -> tuple[list[dict], list[dict]]:
+    """SciFact train claims (the first --max-claims of them for smoke runs) and every training pair built from them."""
+    sdir = Path(args.scifact)
+    corpus_rows = read_jsonl(sdir / "corpus.jsonl")
+    corpus = {int(d["doc_id"]): d for d in corpus_rows}
+    claims = read_jsonl(sdir / "claims_train.jsonl")
+    if args.max_claims:
+        claims = claims[: args.max_claims]
+    hard = hard_negative_docs(claims, corpus_rows, args.hard_neg_docs)
+    return claims, build_pairs(claims, corpus, hard, args.hard_neg_sents, negation=not args.no_negation)
+
+
 def train(args: argparse.Namespace) -> dict:
     import torch
     from transformers import AutoTokenizer
@@ -378,13 +407,8 @@ def train(args: argparse.Namespace) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    sdir = Path(args.scifact)
-    corpus_rows = read_jsonl(sdir / "corpus.jsonl")
-    corpus = {int(d["doc_id"]): d for d in corpus_rows}
-    claims = read_jsonl(sdir / "claims_train.jsonl")
+    claims, all_pairs = load_pairs(args)
     train_ids, hold_ids = split_claims(claims, args.holdout_frac, args.seed)
-    hard = hard_negative_docs(claims, corpus_rows, args.hard_neg_docs)
-    all_pairs = build_pairs(claims, corpus, hard, args.hard_neg_sents, negation=not args.no_negation)
     train_pairs = balance([p for p in all_pairs if p["claim_id"] in train_ids], args.neutral_ratio, args.seed)
     hold_pairs = [p for p in all_pairs if p["claim_id"] in hold_ids and p["kind"] != "negated"]
     eval_pairs = [p for p in hold_pairs if len(p["sentences"]) == 1]  # what inference sees: one sentence per passage
@@ -408,21 +432,10 @@ def train(args: argparse.Namespace) -> dict:
         total = min(total, args.max_steps)
     eval_every = args.eval_every or steps_per_epoch
 
-    def fit_one(lr: float) -> dict:
-        return fit(args, tok, device, train_pairs, eval_pairs, lr, args.lora_r[0], total, eval_every, t0)
-
-    runs = []
-    chosen: dict | None = None
-    for lr in args.lr:
-        run = fit_one(lr)
-        runs.append({"lr": lr, "best_step": run["step"], "best_macro_f1": run["macro_f1"], "history": run["history"]})
-        if chosen is None or run["macro_f1"] > chosen["macro_f1"]:
-            if chosen is not None:
-                del chosen["model"]
-            chosen = run
-        else:
-            del run["model"]
-    assert chosen is not None
+    chosen, runs = fit_grid(
+        [(lr, args.lora_r[0]) for lr in args.lr],
+        lambda lr, r: fit(args, tok, device, train_pairs, eval_pairs, lr, r, total, eval_every, t0),
+    )
     model = chosen["model"]
     n_trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     logger.info("selected lr %g step %d (held-out macro-F1 %.4f)", chosen["metrics"]["lr"], chosen["step"],
@@ -485,15 +498,8 @@ def cross_fit(args: argparse.Namespace) -> dict:
     t0 = time.time()
     seed_everything(args.seed)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    sdir = Path(args.scifact)
-    corpus_rows = read_jsonl(sdir / "corpus.jsonl")
-    corpus = {int(d["doc_id"]): d for d in corpus_rows}
-    claims = read_jsonl(sdir / "claims_train.jsonl")
-    if args.max_claims:  # smoke runs on a CPU
-        claims = claims[: args.max_claims]
+    claims, all_pairs = load_pairs(args)
     folds = fold_of(claims, args.folds, args.seed)
-    hard = hard_negative_docs(claims, corpus_rows, args.hard_neg_docs)
-    all_pairs = build_pairs(claims, corpus, hard, args.hard_neg_sents, negation=not args.no_negation)
     tok = AutoTokenizer.from_pretrained(args.base)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -503,9 +509,6 @@ def cross_fit(args: argparse.Namespace) -> dict:
         held = [p for p in all_pairs if folds[p["claim_id"]] == k and p["kind"] != "negated"]
         return train_pairs, held
 
-    def steps_for(n_pairs: int) -> int:
-        return math.ceil(n_pairs / args.batch_size) * args.epochs
-
     folds_record: list[dict] = []
     oof_rows: list[dict] = []
     chosen: dict | None = None
@@ -513,28 +516,18 @@ def cross_fit(args: argparse.Namespace) -> dict:
     for k in range(args.folds):
         train_pairs, held = split(k)
         eval_pairs = [p for p in held if len(p["sentences"]) == 1]
-        total = steps_for(len(train_pairs))
-        spe = math.ceil(len(train_pairs) / args.batch_size)
+        spe = math.ceil(len(train_pairs) / args.batch_size)  # steps per epoch
+        total = spe * args.epochs
         if k == 0:
-            grid = [(lr, r) for r in args.lora_r for lr in args.lr]
-            runs = []
-            for lr, r in grid:
-                run = fit(args, tok, device, train_pairs, eval_pairs, lr, r, total, spe, t0)
-                runs.append({"lr": lr, "lora_r": r, "best_step": run["step"], "best_macro_f1": run["macro_f1"],
-                             "history": run["history"]})
-                if chosen is None or run["macro_f1"] > chosen["macro_f1"]:
-                    chosen = run
-                del run["model"]
-            assert chosen is not None
+            chosen, runs = fit_grid(
+                [(lr, r) for r in args.lora_r for lr in args.lr],
+                lambda lr, r: fit(args, tok, device, train_pairs, eval_pairs, lr, r, total, spe, t0),  # noqa: B023
+            )
             lr, r = chosen["metrics"]["lr"], chosen["metrics"]["lora_r"]
             epochs_at_best = chosen["step"] / spe
             logger.info("fold 0 chose lr %g r %d, %.2f epochs (held-out macro-F1 %.4f)", lr, r, epochs_at_best,
                         chosen["macro_f1"])
-            model = build_model(args.base, r, 2 * r, args.lora_dropout).to(device)
-            with torch.no_grad():  # the chosen run's best weights
-                params = dict(model.named_parameters())
-                for name, v in chosen["state"].items():
-                    params[name].copy_(v)
+            model = chosen.pop("model")  # holds the chosen run's best weights
             record = {"fold": k, "grid": runs}
         else:
             steps = max(1, round(epochs_at_best * spe))
@@ -617,7 +610,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--holdout-frac", type=float, default=0.2, help="share of train claims held out")
     ap.add_argument("--max-train-pairs", type=int, default=0, help="subsample training pairs (0 = all; CPU runs)")
     ap.add_argument("--max-eval-pairs", type=int, default=0, help="subsample held-out pairs (0 = all; CPU runs)")
-    ap.add_argument("--max-claims", type=int, default=0, help="with --folds: use only the first N train claims (smoke)")
+    ap.add_argument("--max-claims", type=int, default=0, help="use only the first N train claims (smoke runs)")
     ap.add_argument("--no-negation", action="store_true", help="skip the claim-negation augmentation")
     ap.add_argument("--class-weights", action="store_true", help="weight the loss by inverse class frequency")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = default)")
