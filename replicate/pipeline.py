@@ -99,7 +99,7 @@ class Runner:
         """Intermediate training; returns the encoder path for phase 3 and a summary."""
         if setting is None:
             return str(self.recipe.model), {"skipped": "baseline: no intermediate task"}
-        key = f"{setting}{'+mlm' if mlm else ''}-s{seed}"
+        key = phase2_key(setting, mlm, seed)
         enc_dir = self.out / "phase2" / key / "encoder"
         if (enc_dir / "config.json").exists():
             logger.info("phase 2 %s: reusing %s", key, enc_dir)
@@ -282,23 +282,8 @@ class Runner:
         done = self._finished_cells()
         if self.spec.stack_cells > 1 and not self.env.enabled:
             self._run_stacked(doc, done, t0)
-            doc["wall_seconds"] = round(time.perf_counter() - t0, 3)
-            if self.env.is_main:
-                write_json(self.out / "replication.json", doc)
-            return doc
-        for setting, mlm, seed in r.phase2_groups():
-            todo = [t for t in r.targets if (setting, mlm, seed, t) not in done]
-            key = f"{setting}{'+mlm' if mlm else ''}-s{seed}"
-            doc["phase2"][key] = done.get(("phase2", key)) or {}
-            if todo:
-                enc_path, doc["phase2"][key] = self.phase2(setting, mlm, seed)
-            for target in r.targets:
-                if (setting, mlm, seed, target) in done:
-                    doc["cells"].append(done[(setting, mlm, seed, target)])
-                    continue
-                c0 = time.perf_counter()
-                out = self.phase3(target, enc_path, seed)
-                self._add_cell(doc, (setting, mlm, seed, target), out, time.perf_counter() - c0, t0)
+        else:
+            self._run_in_order(doc, done, t0)
         doc["wall_seconds"] = round(time.perf_counter() - t0, 3)
         if self.env.is_main:
             write_json(self.out / "replication.json", doc)
@@ -323,6 +308,23 @@ class Runner:
         if self.env.is_main:
             write_json(self.out / "replication.json", doc)
 
+    def _run_in_order(self, doc: dict[str, Any], done: dict[tuple, Any], t0: float) -> None:
+        """Cell after cell: each phase-2 encoder, then every target's phase 3 on it."""
+        r = self.recipe
+        for setting, mlm, seed in r.phase2_groups():
+            todo = [t for t in r.targets if (setting, mlm, seed, t) not in done]
+            key = phase2_key(setting, mlm, seed)
+            doc["phase2"][key] = done.get(("phase2", key)) or {}
+            if todo:
+                enc_path, doc["phase2"][key] = self.phase2(setting, mlm, seed)
+            for target in r.targets:
+                if (setting, mlm, seed, target) in done:
+                    doc["cells"].append(done[(setting, mlm, seed, target)])
+                    continue
+                c0 = time.perf_counter()
+                out = self.phase3(target, enc_path, seed)
+                self._add_cell(doc, (setting, mlm, seed, target), out, time.perf_counter() - c0, t0)
+
     def _run_stacked(self, doc: dict[str, Any], done: dict[tuple, Any], t0: float) -> None:
         """All phase-2 encoders first, then each trained target's phase 3 for up to `stack_cells` cells at once
         (cells of one seed share batches, so only they are stacked together)."""
@@ -330,7 +332,7 @@ class Runner:
         groups = list(r.phase2_groups())
         enc_paths: dict[tuple, str] = {}
         for setting, mlm, seed in groups:
-            key = f"{setting}{'+mlm' if mlm else ''}-s{seed}"
+            key = phase2_key(setting, mlm, seed)
             doc["phase2"][key] = done.get(("phase2", key)) or {}
             if any((setting, mlm, seed, t) not in done for t in r.targets):
                 enc_paths[(setting, mlm, seed)], doc["phase2"][key] = self.phase2(setting, mlm, seed)
@@ -359,6 +361,11 @@ class Runner:
                     seconds = (time.perf_counter() - c0) / len(chunk)
                     for g, out in zip(chunk, outs, strict=True):
                         self._add_cell(doc, (*g, target), out, seconds, t0)
+
+
+def phase2_key(setting: str | None, mlm: bool, seed: int) -> str:
+    """The name of a phase-2 group in replication.json and on disk (phase2/<key>/encoder)."""
+    return f"{setting}{'+mlm' if mlm else ''}-s{seed}"
 
 
 def _paper_source() -> dict[str, Any]:
