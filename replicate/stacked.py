@@ -8,6 +8,10 @@ all K at once: every model still sees the recipe's batch of 32, keeps its own gr
 element-wise, so one optimiser over stacked tensors is K independent optimisers) and its own gradient clipping, so the
 result equals K separate runs (tested on CPU), while the GPU sees K-times larger matmuls.
 
+RoBERTa-family encoders (XLM-R) with the library's task heads skip `vmap`: `replicate.stacked_encoder` writes their
+forward out over the stacked weights with batched matmuls and one fused attention call over the merged K·batch
+dimension (the vmapped step has to fall back to plain matmul attention). Other architectures and heads use `vmap`.
+
 After stacking, each original model's parameters are replaced by views into the stacked tensors, so the models stay
 usable (evaluation, saving) and always hold the current weights without any copying.
 """
@@ -28,6 +32,7 @@ from torch.func import functional_call, stack_module_state, vmap
 from .config import TaskSpec, TrainSpec
 from .dist import DistEnv
 from .model import MultiTaskModel, collate, drop_full_mask
+from .stacked_encoder import StackedEncoder, supports
 from .train import PhaseResult, TaskStream, adamw, autocast, linear_schedule, named_param_groups
 
 logger = logging.getLogger(__name__)
@@ -36,7 +41,7 @@ logger = logging.getLogger(__name__)
 class StackedModels:
     """K models of identical structure trained as one: `__call__(task, batch)` returns K losses and K logits."""
 
-    def __init__(self, models: list[nn.Module], *, compile_forward: bool = False) -> None:
+    def __init__(self, models: list[nn.Module], *, compile_forward: bool = False, use_vmap: bool = False) -> None:
         if len(models) < 1:
             raise ValueError("StackedModels needs at least one model")
         shapes = [[(n, tuple(p.shape)) for n, p in m.named_parameters()] for m in models]
@@ -49,9 +54,15 @@ class StackedModels:
         _plain_attention(self.template)
         for i, m in enumerate(models):
             _point_into(m, self.params, self.buffers, i)
+        self.tasks: dict[str, Any] = dict(getattr(models[0], "tasks", {}))
+        config = getattr(getattr(models[0], "encoder", None), "config", None)
+        self.explicit_tasks = set() if use_vmap else {n for n, t in self.tasks.items() if supports(config, t)}
+        self._encoder = StackedEncoder(config) if self.explicit_tasks else None
         self._forward = self._vmapped
+        self._explicit_forward = self._explicit
         if compile_forward:
             self._forward = torch.compile(self._vmapped)  # type: ignore[assignment]
+            self._explicit_forward = torch.compile(self._explicit)  # type: ignore[assignment]
 
     def train(self, mode: bool = True) -> StackedModels:
         self.template.train(mode)
@@ -72,7 +83,18 @@ class StackedModels:
         # randomness="different": each model draws its own dropout masks, as separate runs would
         return vmap(one, in_dims=(0, 0, None), randomness="different")(params, buffers, batch)
 
+    def _explicit(
+        self, params: dict[str, torch.Tensor], task: str, batch: dict[str, Any], training: bool
+    ) -> tuple[torch.Tensor | None, torch.Tensor]:
+        assert self._encoder is not None
+        return self._encoder(params, self.tasks[task], batch, training)
+
+    def uses_vmap(self, task: str) -> bool:
+        return task not in self.explicit_tasks
+
     def __call__(self, task: str, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+        if task in self.explicit_tasks:
+            return self._explicit_forward(self.params, task, batch, self.template.training)  # type: ignore[return-value]
         return self._forward(self.params, self.buffers, task, batch)
 
 

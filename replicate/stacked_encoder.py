@@ -1,0 +1,171 @@
+"""K RoBERTa-family encoders (XLM-R, RoBERTa) and their task heads run as one network over stacked weights.
+
+`replicate.stacked` can train any architecture by `vmap`-ing the module's forward over the stacked weights, but then
+attention must be plain matmuls: PyTorch's fused attention kernels have no working batching rule (see
+`stacked._plain_attention`). This module writes the XLM-R forward out by hand for weights of shape [K, ...]: every
+Linear is one `baddbmm` over the K models, LayerNorm is normalised once and scaled per model, and attention runs as
+one `scaled_dot_product_attention` call over the merged [K·batch] dimension, so the flash / memory-efficient kernels
+apply. The maths is `transformers`' XLM-R (absolute positions counted from the padding index, token type 0, post-norm
+layers, exact GELU) and `replicate.model`'s heads and losses, checked against them on CPU
+(tests/replicate/test_stacked_encoder.py); parameter names are those of `MultiTaskModel`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch.nn import functional as F  # noqa: N812
+
+from .config import TaskSpec
+
+ENCODER = "encoder."
+KINDS = ("classification", "multiple_choice", "qa", "tagging")
+
+
+def supports(config: Any, task: TaskSpec) -> bool:
+    """True when this module computes exactly what the `transformers` model with `config` and the task head do."""
+    return (
+        getattr(config, "model_type", None) in ("xlm-roberta", "roberta")
+        and task.kind in KINDS
+        and getattr(config, "position_embedding_type", "absolute") in (None, "absolute")
+        and getattr(config, "hidden_act", None) == "gelu"
+        and not getattr(config, "is_decoder", False)
+        and not getattr(config, "add_cross_attention", False)
+    )
+
+
+def _linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
+    """x [K, N, in] @ w[K, out, in]^T + b[K, out] -> [K, N, out]: one batched matmul for the K models."""
+    if b is None:
+        return torch.bmm(x, w.transpose(1, 2))
+    return torch.baddbmm(b.unsqueeze(1), x, w.transpose(1, 2))
+
+
+def _layer_norm(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, eps: float) -> torch.Tensor:
+    return F.layer_norm(x, x.shape[-1:], eps=eps) * w.unsqueeze(1) + b.unsqueeze(1)
+
+
+def _lookup(table: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    """Rows `ids` [B, L] of each model's table [K, V, D] -> [K, B, L, D] (one gather over the flattened tables)."""
+    k, v, d = table.shape
+    offsets = torch.arange(k, device=ids.device).view(k, 1, 1) * v
+    return F.embedding(ids.unsqueeze(0) + offsets, table.reshape(k * v, d))
+
+
+class StackedEncoder:
+    """`__call__(params, task, batch, training)` -> (losses [K], logits [K, ...]), equal to K `MultiTaskModel`s."""
+
+    def __init__(self, config: Any) -> None:
+        self.layers = config.num_hidden_layers
+        self.heads = config.num_attention_heads
+        self.eps = config.layer_norm_eps
+        self.pad = config.pad_token_id
+        self.p_hidden = config.hidden_dropout_prob
+        self.p_attn = config.attention_probs_dropout_prob
+
+    def embed(self, p: dict[str, torch.Tensor], ids: torch.Tensor, training: bool) -> torch.Tensor:
+        pre = ENCODER + "embeddings."
+        real = ids.ne(self.pad)
+        # positions count real tokens from pad + 1 (transformers' create_position_ids_from_input_ids)
+        positions = torch.cumsum(real.int(), dim=1) * real + self.pad
+        words = _lookup(p[pre + "word_embeddings.weight"], ids)
+        pos = _lookup(p[pre + "position_embeddings.weight"], positions)
+        # nn.Embedding(padding_idx=pad) keeps the padding rows' gradient at zero; here padding positions are masked as
+        # keys and unused by every head's loss, so no gradient reaches those rows either (tested)
+        token_type = p[pre + "token_type_embeddings.weight"][:, 0].view(-1, 1, 1, words.shape[-1])
+        x = (words + token_type + pos).flatten(1, 2)  # [K, B·L, D]
+        x = _layer_norm(x, p[pre + "LayerNorm.weight"], p[pre + "LayerNorm.bias"], self.eps)
+        return F.dropout(x, self.p_hidden, training)
+
+    def layer(
+        self, p: dict[str, torch.Tensor], i: int, x: torch.Tensor, mask: torch.Tensor | None, shape: tuple[int, int],
+        training: bool,
+    ) -> torch.Tensor:
+        pre = f"{ENCODER}encoder.layer.{i}."
+        k, (b, length) = x.shape[0], shape
+        d = x.shape[-1]
+
+        def heads(name: str) -> torch.Tensor:  # [K, B·L, D] -> [K·B, H, L, D/H]
+            y = _linear(x, p[pre + f"attention.self.{name}.weight"], p[pre + f"attention.self.{name}.bias"])
+            return y.view(k * b, length, self.heads, d // self.heads).transpose(1, 2)
+
+        attn = F.scaled_dot_product_attention(
+            heads("query"), heads("key"), heads("value"), attn_mask=mask, dropout_p=self.p_attn if training else 0.0
+        )
+        attn = attn.transpose(1, 2).reshape(k, b * length, d)
+        h = F.dropout(_linear(attn, p[pre + "attention.output.dense.weight"], p[pre + "attention.output.dense.bias"]),
+                      self.p_hidden, training)
+        x = _layer_norm(h + x, p[pre + "attention.output.LayerNorm.weight"], p[pre + "attention.output.LayerNorm.bias"],
+                        self.eps)
+        h = F.gelu(_linear(x, p[pre + "intermediate.dense.weight"], p[pre + "intermediate.dense.bias"]))
+        h = F.dropout(_linear(h, p[pre + "output.dense.weight"], p[pre + "output.dense.bias"]), self.p_hidden, training)
+        return _layer_norm(h + x, p[pre + "output.LayerNorm.weight"], p[pre + "output.LayerNorm.bias"], self.eps)
+
+    def encode(
+        self, p: dict[str, torch.Tensor], ids: torch.Tensor, mask: torch.Tensor | None, training: bool
+    ) -> torch.Tensor:
+        """Last hidden states [K, B, L, D] of the K encoders for the shared batch `ids` [B, L]."""
+        k = p[ENCODER + "embeddings.word_embeddings.weight"].shape[0]
+        b, length = ids.shape
+        x = self.embed(p, ids, training)
+        attn_mask = None
+        if mask is not None:  # keys that are padding get no attention; [K·B, 1, 1, L] broadcast over heads and queries
+            attn_mask = mask.bool().view(1, b, 1, 1, length).expand(k, b, 1, 1, length).reshape(k * b, 1, 1, length)
+        for i in range(self.layers):
+            x = self.layer(p, i, x, attn_mask, (b, length), training)
+        return x.view(k, b, length, -1)
+
+    def __call__(
+        self, p: dict[str, torch.Tensor], task: TaskSpec, batch: dict[str, torch.Tensor], training: bool
+    ) -> tuple[torch.Tensor | None, torch.Tensor]:
+        ids, mask = batch["input_ids"], batch.get("attention_mask")
+        n_choices = 0
+        if task.kind == "multiple_choice":
+            bsz, n_choices, length = ids.shape
+            ids = ids.reshape(bsz * n_choices, length)
+            mask = mask.reshape(bsz * n_choices, length) if mask is not None else None
+        h = self.encode(p, ids, mask, training)
+        k = h.shape[0]
+        pre = f"heads.{task.name}."
+        if task.kind in ("classification", "multiple_choice"):
+            x = F.dropout(h[:, :, 0], self.p_hidden, training)
+            x = torch.tanh(_linear(x, p[pre + "dense.weight"], p[pre + "dense.bias"]))
+            x = F.dropout(x, self.p_hidden, training)
+            logits = _linear(x, p[pre + "out_proj.weight"], p[pre + "out_proj.bias"])
+            if task.kind == "multiple_choice":
+                logits = logits.reshape(k, -1, n_choices)
+        elif task.kind == "qa":
+            logits = _linear(h.flatten(1, 2), p[pre + "weight"], p[pre + "bias"]).view(*h.shape[:3], 2)
+        else:  # tagging
+            x = F.dropout(h.flatten(1, 2), self.p_hidden, training)
+            logits = _linear(x, p[pre + "1.weight"], p[pre + "1.bias"]).view(*h.shape[:3], -1)
+        return _losses(task, logits, batch, mask, k)
+
+
+def _per_model_ce(logits: torch.Tensor, labels: torch.Tensor, k: int) -> torch.Tensor:
+    """Mean cross-entropy of each model over the shared labels (positions labelled -100 skipped), shape [K]."""
+    flat = logits.reshape(-1, logits.shape[-1])
+    target = labels.reshape(1, -1).expand(k, -1).reshape(-1)
+    ce = F.cross_entropy(flat, target, ignore_index=-100, reduction="none").view(k, -1)
+    return ce.sum(1) / labels.ne(-100).sum()
+
+
+def _losses(
+    task: TaskSpec, logits: torch.Tensor, batch: dict[str, torch.Tensor], mask: torch.Tensor | None, k: int
+) -> tuple[torch.Tensor | None, torch.Tensor]:
+    """`MultiTaskModel.forward`'s losses and logits, per model (logits in fp32 where it returns fp32)."""
+    if task.kind == "qa":
+        start, end = logits.float().unbind(-1)
+        if mask is not None:
+            start = start.masked_fill(mask == 0, -1e4)
+            end = end.masked_fill(mask == 0, -1e4)
+        logits = torch.stack([start, end], -1)
+        if "start_positions" not in batch:
+            return None, logits
+        loss = (_per_model_ce(start, batch["start_positions"], k) + _per_model_ce(end, batch["end_positions"], k)) / 2
+        return loss, logits
+    labels = batch.get("labels")
+    if labels is None:
+        return None, logits
+    return _per_model_ce(logits.float(), labels, k), logits
