@@ -365,7 +365,9 @@ def main(argv: list[str] | None = None) -> int:
         "--cases", default=None, help="'variants', or MODEL:TASK:MODE:N,... e.g. xlm-roberta-large:cls:shared:4"
     )
     p.add_argument("--peak", type=float, default=PEAK_FLOPS)
-    p.add_argument("--profile", default=None, metavar="MODEL:TASK:MODE", help="profile one run and print the table")
+    p.add_argument(
+        "--profile", default=None, metavar="MODEL:TASK:MODE[:N]", help="profile one run (N stacked) and print the table"
+    )
     p.add_argument("--worker-timeout", type=float, default=300.0)
     p.add_argument("--worker", nargs=2, metavar=("MODEL", "TASK"), help=argparse.SUPPRESS)
     p.add_argument("--worker-mode", default="shared", help=argparse.SUPPRESS)
@@ -407,7 +409,7 @@ def main(argv: list[str] | None = None) -> int:
         plan = FULL_PLAN
         seq = {k: v[1] for k, v in TASKS.items()}
     if args.profile:
-        m, t, mode = args.profile.split(":")
+        m, t, mode, *n = args.profile.split(":")
         r = measure(
             m,
             t,
@@ -420,6 +422,7 @@ def main(argv: list[str] | None = None) -> int:
             compile_model=not args.no_compile,
             compile_mode=args.compile_mode,
             profile=True,
+            stack=int(n[0]) if n else 1,
         )
         r = _rates(r, _flops_per_step(m, seq[t], args.batch), args.peak)
         print(r.pop("profile"))  # noqa: T201
