@@ -35,11 +35,32 @@ def supports(config: Any, task: TaskSpec) -> bool:
     )
 
 
-def _linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
-    """x [K, N, in] @ w[K, out, in]^T + b[K, out] -> [K, N, out]: one batched matmul for the K models."""
-    if b is None:
-        return torch.bmm(x, w.transpose(1, 2))
-    return torch.baddbmm(b.unsqueeze(1), x, w.transpose(1, 2))
+class _StackedLinear(torch.autograd.Function):
+    """x [K, N, in] @ w[K, out, in]^T + b[K, out] -> [K, N, out]: one batched matmul for the K models.
+
+    Written as a Function for its backward: autograd through `bmm(x, w.transpose(1, 2))` yields the weight gradient
+    in the transposed layout, and turning that into the weight's own layout was a strided copy of every weight
+    gradient each step (32 ms of a 229 ms step for 8 XLM-R large models, profiled on the H200). Here the weight
+    gradient is computed as dy^T @ x, already [K, out, in]."""
+
+    @staticmethod
+    @torch.amp.custom_fwd(device_type="cuda")
+    def forward(ctx: Any, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        dtype = torch.get_autocast_dtype(x.device.type) if torch.is_autocast_enabled(x.device.type) else x.dtype
+        x, w, b = x.to(dtype), w.to(dtype), b.to(dtype)
+        ctx.save_for_backward(x, w)
+        return torch.baddbmm(b.unsqueeze(1), x, w.transpose(1, 2))
+
+    @staticmethod
+    @torch.amp.custom_bwd(device_type="cuda")
+    def backward(ctx: Any, dy: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        x, w = ctx.saved_tensors
+        dy = dy.to(x.dtype)
+        return torch.bmm(dy, w), torch.bmm(dy.transpose(1, 2), x), dy.sum(1)
+
+
+def _linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return _StackedLinear.apply(x, w, b)  # type: ignore[no-any-return]
 
 
 def _layer_norm(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, eps: float) -> torch.Tensor:
