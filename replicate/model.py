@@ -99,11 +99,7 @@ class MultiTaskModel(nn.Module):
         if task.kind == "multiple_choice":
             logits = logits.reshape(-1, n_choices)
         if task.kind == "qa":
-            start, end = logits.float().unbind(-1)
-            if mask is not None:
-                start = start.masked_fill(mask == 0, -1e4)
-                end = end.masked_fill(mask == 0, -1e4)
-            logits = torch.stack([start, end], -1)
+            logits, start, end = span_logits(logits, mask)
             if "start_positions" in batch:
                 ce = nn.functional.cross_entropy
                 loss = (ce(start, batch["start_positions"]) + ce(end, batch["end_positions"])) / 2
@@ -111,6 +107,15 @@ class MultiTaskModel(nn.Module):
             flat = logits.float().reshape(-1, logits.shape[-1]) if logits.dim() > 2 else logits.float()
             loss = nn.functional.cross_entropy(flat, labels.reshape(-1), ignore_index=-100)
         return loss, logits
+
+
+def span_logits(logits: torch.Tensor, mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """QA head output [..., L, 2] -> (fp32 logits with padding at -1e4, start logits, end logits)."""
+    start, end = logits.float().unbind(-1)
+    if mask is not None:
+        start = start.masked_fill(mask == 0, -1e4)
+        end = end.masked_fill(mask == 0, -1e4)
+    return torch.stack([start, end], -1), start, end
 
 
 def build_model(

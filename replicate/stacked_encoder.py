@@ -18,6 +18,7 @@ import torch
 from torch.nn import functional as F  # noqa: N812
 
 from .config import TaskSpec
+from .model import span_logits
 
 ENCODER = "encoder."
 KINDS = ("classification", "multiple_choice", "qa", "tagging")
@@ -177,11 +178,7 @@ def _losses(
 ) -> tuple[torch.Tensor | None, torch.Tensor]:
     """`MultiTaskModel.forward`'s losses and logits, per model (logits in fp32 where it returns fp32)."""
     if task.kind == "qa":
-        start, end = logits.float().unbind(-1)
-        if mask is not None:
-            start = start.masked_fill(mask == 0, -1e4)
-            end = end.masked_fill(mask == 0, -1e4)
-        logits = torch.stack([start, end], -1)
+        logits, start, end = span_logits(logits, mask)
         if "start_positions" not in batch:
             return None, logits
         loss = (_per_model_ce(start, batch["start_positions"], k) + _per_model_ce(end, batch["end_positions"], k)) / 2
