@@ -4,7 +4,8 @@
 
 Prints, all measured in this run on this machine:
 - retrieval recall@1/3/10 of gold abstracts: the product's document search (stemmed BM25 over title + abstract fused
-  with the dense cosines of the best sentences and the title) beside stemmed BM25 alone;
+  with the dense cosines of the best sentences and the title; the claim vector through the query-side adapter) beside
+  the same search without the adapter and stemmed BM25 alone;
 - abstract label-only F1 (and the other official scores) with open retrieval and with oracle (cited) abstracts, beside
   the always-SUPPORT floors (open: the top retrieved abstract; oracle: every cited abstract);
 - ECE (15 bins) and Brier of the abstract-level probabilities over every judged abstract;
@@ -103,15 +104,23 @@ def main() -> int:
 
     # ---- retrieval --------------------------------------------------------------------------------------------
     bm25_only = DocRetriever(index, dense=False)
-    hybrid = DocRetriever(index)
+    no_adapter = DocRetriever(index, adapter=False)
+    hybrid = DocRetriever(index)  # the product's default: with the query-side adapter where it applies
+    adapter = index.adapter()
     queries = [g["claim"] for g in gold]
     ranked_bm25 = dict(zip([g["id"] for g in gold], bm25_only.search(queries, 10), strict=True))
+    ranked_base = dict(zip([g["id"] for g in gold], no_adapter.search(queries, 10), strict=True))
     ranked_hybrid = dict(zip([g["id"] for g in gold], hybrid.search(queries, 10), strict=True))
     out["retrieval_bm25"] = sf.retrieval_recall(gold, ranked_bm25, ks=(1, 3, 10))
+    out["retrieval_hybrid_no_adapter"] = sf.retrieval_recall(gold, ranked_base, ks=(1, 3, 10))
     out["retrieval_hybrid"] = sf.retrieval_recall(gold, ranked_hybrid, ks=(1, 3, 10))
+    out["query_adapter"] = None if adapter is None else {"sha256": adapter.sha256, "doc_weights": adapter.doc_weights}
     print("retrieval recall of gold evidence abstracts (micro over abstracts; claims with evidence only)")
+    print("  query adapter: " + ("none (base claim vectors)" if adapter is None else
+                                 f"verify/models/query-adapter ({adapter.sha256[:12]}), weights {adapter.doc_weights}"))
     for k in (1, 3, 10):
-        line(f"recall@{k}  hybrid documents (BM25 alone beside)", out["retrieval_hybrid"][f"retrieval_recall@{k}"],
+        line(f"recall@{k}  hybrid documents, query adapter", out["retrieval_hybrid"][f"retrieval_recall@{k}"],
+             f"without adapter {out['retrieval_hybrid_no_adapter'][f'retrieval_recall@{k}']:.3f}  "
              f"stemmed BM25 alone {out['retrieval_bm25'][f'retrieval_recall@{k}']:.3f}")
 
     # ---- stance + abstract decisions ---------------------------------------------------------------------------

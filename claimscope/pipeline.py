@@ -225,6 +225,14 @@ def stage_verify(run: Run, claims: list[Claim], papers: list[Paper], passages: l
         from claimscope.verify.embed import model_info
 
         run.manifest.models = [model_info(vs.embedding_model, "embedding (retrieval)"), verifier.scorer.info]
+        adapter = verifier.index.adapter()
+        if adapter is not None:
+            from claimscope.types import ModelInfo
+            from claimscope.verify.query_adapter import DEFAULT_DIR
+
+            path = DEFAULT_DIR if verifier.index.query_adapter is True else Path(str(verifier.index.query_adapter))
+            run.manifest.models.append(ModelInfo(name="query-adapter", path=str(path), sha256=adapter.sha256,
+                                                 role="query-side adapter (open-claim document ranking)"))
         run.manifest.counts["verdicts"] = len(verdicts)
     run.mark_done("verify", fp)
     return verdicts

@@ -20,6 +20,8 @@ def add_settings_args(p: argparse.ArgumentParser) -> None:
                    help="'bundled' (default), a Hugging Face NLI model name/path, 'openai:MODEL@URL' or 'lexical'")
     p.add_argument("--embedding-model", default=None, help="sentence-transformers model name or path")
     p.add_argument("--top-k", type=int, default=None, help="evidence passages scored per claim")
+    p.add_argument("--no-query-adapter", action="store_true",
+                   help="open claims: rank documents with the base claim vector (no query-side adapter)")
 
 
 def settings_from_args(args: argparse.Namespace, claims_path: Path | None = None):  # type: ignore[no-untyped-def]
@@ -41,6 +43,8 @@ def settings_from_args(args: argparse.Namespace, claims_path: Path | None = None
         overrides["verify__embedding_model"] = args.embedding_model
     if args.top_k:
         overrides["verify__top_k"] = args.top_k
+    if getattr(args, "no_query_adapter", False):
+        overrides["verify__query_adapter"] = False
     return load_settings(args.preset, **overrides)
 
 

@@ -40,6 +40,10 @@ class VerifySettings(_Section):
     stance_model: str = Field(
         "bundled", description="'bundled' (shipped cross-encoder adapter), a HF NLI model name/path, or 'lexical'"
     )
+    query_adapter: bool = Field(
+        True, description="open claims: rank documents with the claim vector through the shipped query-side adapter "
+        "(verify/models/query-adapter, trained on SciFact train; bundled MiniLM only, other embedders ignore it)"
+    )
     top_k: int = Field(8, description="evidence passages scored per claim")
     rrf_k: int = Field(60, description="reciprocal-rank-fusion constant")
     max_claims: int = Field(5000, description="claims read from one file at most")

@@ -10,7 +10,9 @@ one section, or without sections a group of `pages_per_unit` pages. Its lexical 
 (overlapping windows counted once), with the paper's title in front when titles are known. Its score is a weighted sum
 of per-query standardised (z-scored over all units) signals: stemmed BM25 of the unit text, the dense cosine of the
 best passage, the sum of the two best passages' cosines, and the cosine of the title. The weights were chosen on
-SciFact **train** (`benchmarks/verify_scifact.py` reports dev).
+SciFact **train** (`benchmarks/verify_scifact.py` reports dev). With the bundled MiniLM, the claim vector of this
+ranking goes through the query-side adapter first (`verify.query_adapter`, trained on SciFact train against the frozen
+corpus vectors) and the fusion takes the weights chosen for adapted vectors (out of fold on train).
 """
 
 from __future__ import annotations
@@ -195,25 +197,26 @@ class DocRanker:
             second[s: s + 64] = np.where(np.isfinite(nxt), nxt, top)
         return best, second
 
-    def scores(self, queries: Sequence[str], q_emb: np.ndarray | None, *, dense: bool = True
-               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(fused score, BM25, best passage cosine), each (n_queries, n_units). Without `dense`, BM25 alone."""
+    def scores(self, queries: Sequence[str], q_emb: np.ndarray | None, *, dense: bool = True,
+               params: DocParams | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(fused score, BM25, best passage cosine), each (n_queries, n_units). Without `dense`, BM25 alone.
+        `params` overrides the fusion weights (the query adapter's own, `verify.query_adapter`)."""
         lexical = self.bm25_scores(queries)
         if not dense or q_emb is None or not len(self.embeddings):
             return lexical, lexical, np.zeros_like(lexical)
-        p = self.params
+        p = params or self.params
         best, second = self.dense_scores(q_emb)
         fused = p.w_bm25 * _z(lexical) + p.w_max * _z(best) + p.w_top2 * _z(best + second)
         if p.w_title and self.title_embeddings is not None and len(self.title_embeddings) == len(self.units):
             fused += p.w_title * _z(q_emb @ self.title_embeddings.T)
         return fused, lexical, best
 
-    def rank(self, queries: Sequence[str], q_emb: np.ndarray | None, k: int, *, dense: bool = True
-             ) -> list[list[DocHit]]:
+    def rank(self, queries: Sequence[str], q_emb: np.ndarray | None, k: int, *, dense: bool = True,
+             params: DocParams | None = None) -> list[list[DocHit]]:
         """The top-k units per query, best first."""
         if not self.units:
             return [[] for _ in queries]
-        fused, lexical, best = self.scores(queries, q_emb, dense=dense)
+        fused, lexical, best = self.scores(queries, q_emb, dense=dense, params=params)
         k = min(k, len(self.units))
         out = []
         for i in range(len(queries)):

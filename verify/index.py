@@ -3,8 +3,9 @@ reciprocal rank. The index is persisted with a manifest and reused while the cor
 passages can be added without re-embedding the old ones.
 
 A claim restricted to papers (the ones it cites) ranks those papers' passages directly. An open claim is searched in
-two steps: documents first (`verify.docrank`: whole papers, or sections / page groups of long ones), then the
-sentence windows inside the best documents, for the quotes.
+two steps: documents first (`verify.docrank`: whole papers, or sections / page groups of long ones; with the bundled
+MiniLM the claim vector of that step goes through the query-side adapter, `verify.query_adapter`), then the sentence
+windows inside the best documents, for the quotes (base claim vector).
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ import os
 import shutil
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -26,6 +27,9 @@ from claimscope.errors import LimitExceeded
 from claimscope.rundir import atomic_write_bytes, write_json
 from claimscope.types import Passage
 from claimscope.verify.docrank import DocHit, DocParams, DocRanker
+
+if TYPE_CHECKING:
+    from claimscope.verify.query_adapter import QueryAdapter
 
 logger = logging.getLogger(__name__)
 
@@ -70,8 +74,12 @@ class Hit:
 class EvidenceIndex:
     def __init__(self, passages: list[Passage], embeddings: np.ndarray, model_name: str,
                  additions: list[dict] | None = None, precision: str = "auto", *,
-                 titles: Mapping[str, str] | None = None, doc_params: DocParams | None = None) -> None:
+                 titles: Mapping[str, str] | None = None, doc_params: DocParams | None = None,
+                 query_adapter: bool | str | Path = True) -> None:
         self.passages = passages
+        # the open-claim document ranking's query-side adapter: True = the shipped one (bundled MiniLM only), a
+        # folder = that one, False = base query vectors (VerifySettings.query_adapter)
+        self.query_adapter = query_adapter
         self.titles = dict(titles or {})  # paper key -> title, for the document ranking of open claims
         self.doc_params = doc_params or DocParams()
         self.precision = precision  # embedding inference precision (VerifySettings.embed_precision)
@@ -235,12 +243,29 @@ class EvidenceIndex:
             atomic_write_bytes(cache.with_suffix(".sha256"), key.encode())
         return vectors
 
+    def adapter(self) -> QueryAdapter | None:
+        """The query-side adapter of the document ranking in use (None: base query vectors)."""
+        from claimscope.verify.query_adapter import adapter_for
+
+        return adapter_for(self.model_name, self.query_adapter)
+
+    def _doc_query(self, q_emb: np.ndarray | None, adapter: bool | None = None
+                   ) -> tuple[np.ndarray | None, DocParams | None]:
+        """The query vectors and fusion weights of the document ranking: adapted (with the adapter's weights) when an
+        adapter applies and `adapter` is not False; `adapter` None follows `self.query_adapter`."""
+        found = self.adapter() if adapter is not False and q_emb is not None else None
+        if found is None:
+            return q_emb, None
+        return found.apply(q_emb), replace(self.doc_params, **found.doc_weights)
+
     def search_docs(self, queries: Sequence[str], k: int, *, dense: bool = True,
-                    query_embeddings: np.ndarray | None = None) -> list[list[DocHit]]:
-        """The top-k document units per query; `dense=False` ranks by stemmed BM25 of the unit text alone."""
+                    query_embeddings: np.ndarray | None = None, adapter: bool | None = None) -> list[list[DocHit]]:
+        """The top-k document units per query; `dense=False` ranks by stemmed BM25 of the unit text alone;
+        `adapter=False` uses the base query vectors (and weights) even where the adapter applies."""
         if dense and query_embeddings is None and queries:
             query_embeddings = self.embed_queries(queries)
-        return self.doc_ranker().rank(queries, query_embeddings, k, dense=dense)
+        q_doc, params = self._doc_query(query_embeddings, adapter) if dense else (query_embeddings, None)
+        return self.doc_ranker().rank(queries, q_doc, k, dense=dense, params=params)
 
     # ---- passages -------------------------------------------------------------------------------------------
     def search_many(self, queries: Sequence[str], k: int, *, allowed: Sequence[set[str] | None] | None = None,
@@ -262,7 +287,8 @@ class EvidenceIndex:
         open_q = [i for i in range(len(queries)) if allowed is None or allowed[i] is None]
         doc_hits: dict[int, list[DocHit]] = {}
         if open_q:
-            ranked = self.doc_ranker().rank([queries[i] for i in open_q], q_emb[open_q], docs)
+            q_doc, params = self._doc_query(q_emb[open_q])
+            ranked = self.doc_ranker().rank([queries[i] for i in open_q], q_doc, docs, params=params)
             doc_hits = dict(zip(open_q, ranked, strict=True))
         results = []
         for qi in range(len(queries)):

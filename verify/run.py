@@ -23,6 +23,8 @@ class Verifier:
         from claimscope.verify.stance import load_scorer
 
         self.index = index
+        if isinstance(index, EvidenceIndex):  # the open-claim document ranking's query-side adapter switch
+            index.query_adapter = settings.query_adapter
         self.papers = {p.ref.key: p for p in papers if not p.secondary}
         self._keys_by_id: dict[str, set[str]] = {}  # arXiv id or local name -> keys of its held versions
         for key, p in self.papers.items():

@@ -70,16 +70,18 @@ def scifact_verifier(index: EvidenceIndex, corpus: Mapping[int, Mapping], settin
 
 class DocRetriever:
     """Abstract ranking by the index's document search (`EvidenceIndex.search_docs`): stemmed BM25 over title +
-    abstract fused with the dense cosines of the best sentences and of the title; `dense=False`: BM25 alone."""
+    abstract fused with the dense cosines of the best sentences and of the title; `dense=False`: BM25 alone;
+    `adapter=False`: base claim vectors even where the query-side adapter applies (None: the index's setting)."""
 
-    def __init__(self, index: EvidenceIndex, *, dense: bool = True) -> None:
+    def __init__(self, index: EvidenceIndex, *, dense: bool = True, adapter: bool | None = None) -> None:
         self.index = index
         self.dense = dense
+        self.adapter = adapter
 
     def search(self, queries: Sequence[str], k: int) -> list[list[int]]:
         """Top-k doc ids per query."""
         out = []
-        for hits in self.index.search_docs(list(queries), k, dense=self.dense):
+        for hits in self.index.search_docs(list(queries), k, dense=self.dense, adapter=self.adapter):
             ids: list[int] = []
             for h in hits:
                 d = int(h.unit.paper.split(":", 1)[1])
