@@ -171,5 +171,5 @@ def register(sub: argparse._SubParsersAction) -> None:
     v.add_argument("--format", choices=["report", "json", "csv", "scifact"], default=None)
     v.add_argument("--out", type=Path, required=True, help="verdicts JSONL to write")
     v.add_argument("--batch", type=int, default=128, help="claims searched and scored together")
-    add_settings_args(v)
+    add_settings_args(v, query_adapter=False)  # open search here ranks passages, not documents: no query adapter
     v.set_defaults(handler=_verify)
