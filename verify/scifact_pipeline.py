@@ -149,11 +149,13 @@ class DecisionRule:
 
     - ``argmax``: the aggregator's most probable label, when it is not NEI;
     - ``nei_below``: the likelier of SUPPORT / CONTRADICT when P(NEI) < ``threshold``;
+    - ``support_below``: SUPPORT when P(NEI) < ``threshold``, never CONTRADICT (the model decides only whether an
+      abstract is evidence: for a stance model that separates SUPPORT from CONTRADICT worse than the base rate does);
     - ``always_support``: SUPPORT (the no-model floor).
     Only abstracts ranked within ``max_rank`` are labelled (0: all; cited abstracts all count as rank 1).
     """
 
-    kind: Literal["argmax", "nei_below", "always_support"] = "argmax"
+    kind: Literal["argmax", "nei_below", "support_below", "always_support"] = "argmax"
     threshold: float = 0.5
     max_rank: int = 0
 
@@ -165,11 +167,14 @@ class DecisionRule:
         if self.kind == "argmax":
             best = int(np.argmax(probs))
             return None if best == 2 else DOC_LABELS[best]
-        return DOC_LABELS[int(probs[1] > probs[0])] if probs[2] < self.threshold else None
+        if probs[2] >= self.threshold:
+            return None
+        return "SUPPORT" if self.kind == "support_below" else DOC_LABELS[int(probs[1] > probs[0])]
 
     def describe(self) -> str:
         what = {"argmax": "the aggregator's argmax", "always_support": "always SUPPORT",
-                "nei_below": f"SUPPORT/CONTRADICT when P(NEI) < {self.threshold:.3f}"}[self.kind]
+                "nei_below": f"SUPPORT/CONTRADICT when P(NEI) < {self.threshold:.3f}",
+                "support_below": f"SUPPORT when P(NEI) < {self.threshold:.3f}"}[self.kind]
         return what + (f", top {self.max_rank} abstract(s)" if self.max_rank else "")
 
     def to_json(self) -> dict:
@@ -275,10 +280,12 @@ def decision_calibration(decisions: Mapping[int, list[DocDecision]], gold: Mappi
 
 
 def candidate_rules(max_docs: int = 3) -> list[DecisionRule]:
-    """The argmax, "P(NEI) < t" over a grid of t, and always-SUPPORT, each for the top 1..max_docs or all abstracts."""
+    """The argmax, "P(NEI) < t" (with the likelier stance, or SUPPORT only) over a grid of t, and always-SUPPORT,
+    each for the top 1..max_docs or all abstracts."""
     ranks = [0] + list(range(1, max_docs))
     rules = [DecisionRule("argmax", max_rank=r) for r in ranks]
-    rules += [DecisionRule("nei_below", round(float(t), 3), r) for t in np.arange(0.05, 1.0001, 0.025) for r in ranks]
+    grid = [round(float(t), 3) for t in np.arange(0.05, 1.0001, 0.025)]
+    rules += [DecisionRule(kind, t, r) for kind in ("nei_below", "support_below") for t in grid for r in ranks]
     rules += [DecisionRule("always_support", max_rank=r) for r in ranks]
     return rules
 

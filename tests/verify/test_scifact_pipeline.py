@@ -33,6 +33,9 @@ def test_rule_labels_by_hand() -> None:
     assert sp.DecisionRule("argmax").label(p, 1) is None
     assert sp.DecisionRule("nei_below", 0.5).label(p, 1) == "CONTRADICT"
     assert sp.DecisionRule("nei_below", 0.4).label(p, 1) is None
+    assert sp.DecisionRule("support_below", 0.5).label(p, 1) == "SUPPORT"  # the stance is not trusted, only P(NEI)
+    assert sp.DecisionRule("support_below", 0.4).label(p, 1) is None
+    assert "SUPPORT when P(NEI) < 0.500" in sp.DecisionRule("support_below", 0.5).describe()
     assert sp.DecisionRule("always_support").label(p, 3) == "SUPPORT"
     assert sp.DecisionRule("always_support", max_rank=1).label(p, 2) is None
     rule = sp.DecisionRule("nei_below", 0.625, 2)
