@@ -187,14 +187,8 @@ class DocRanker:
         n_q = len(q_emb)
         best = np.zeros((n_q, len(self.units)), dtype=np.float32)
         second = np.zeros_like(best)
-        sizes = np.diff(np.r_[self._starts, len(self._order)])
         for s in range(0, n_q, 64):  # (64, n_passages) blocks keep memory small
-            sims = q_emb[s: s + 64] @ self._unit_emb.T
-            top = np.maximum.reduceat(sims, self._starts, axis=1)
-            masked = np.where(sims >= np.repeat(top, sizes, axis=1), -np.inf, sims)
-            nxt = np.maximum.reduceat(masked, self._starts, axis=1)
-            best[s: s + 64] = top
-            second[s: s + 64] = np.where(np.isfinite(nxt), nxt, top)
+            best[s: s + 64], second[s: s + 64] = top_two(q_emb[s: s + 64] @ self._unit_emb.T, self._starts)
         return best, second
 
     def scores(self, queries: Sequence[str], q_emb: np.ndarray | None, *, dense: bool = True,
@@ -206,10 +200,10 @@ class DocRanker:
             return lexical, lexical, np.zeros_like(lexical)
         p = params or self.params
         best, second = self.dense_scores(q_emb)
-        fused = p.w_bm25 * _z(lexical) + p.w_max * _z(best) + p.w_top2 * _z(best + second)
+        title = None
         if p.w_title and self.title_embeddings is not None and len(self.title_embeddings) == len(self.units):
-            fused += p.w_title * _z(q_emb @ self.title_embeddings.T)
-        return fused, lexical, best
+            title = q_emb @ self.title_embeddings.T
+        return fuse_signals(p, lexical, best, second, title), lexical, best
 
     def rank(self, queries: Sequence[str], q_emb: np.ndarray | None, k: int, *, dense: bool = True,
              params: DocParams | None = None) -> list[list[DocHit]]:
@@ -225,6 +219,26 @@ class DocRanker:
             out.append([DocHit(self.units[j], r, float(fused[i, j]), float(lexical[i, j]), float(best[i, j]))
                         for r, j in enumerate(top, 1)])
         return out
+
+
+def top_two(sims: np.ndarray, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(best, second-best) of each group of columns of `sims` (n_queries, n_items); group g is the columns
+    starts[g]:starts[g + 1] (contiguous, non-empty). A one-item group repeats its best as second."""
+    sizes = np.diff(np.r_[starts, sims.shape[1]])
+    top = np.maximum.reduceat(sims, starts, axis=1)
+    masked = np.where(sims >= np.repeat(top, sizes, axis=1), -np.inf, sims)
+    nxt = np.maximum.reduceat(masked, starts, axis=1)
+    return top, np.where(np.isfinite(nxt), nxt, top)
+
+
+def fuse_signals(p: DocParams, lexical: np.ndarray, best: np.ndarray, second: np.ndarray,
+                 title: np.ndarray | None = None) -> np.ndarray:
+    """The fused document score, each (n_queries, n_units) signal z-scored per query over the units: BM25, best
+    passage cosine, sum of the two best, title cosine (left out when `title` is None or its weight 0)."""
+    fused = p.w_bm25 * _z(lexical) + p.w_max * _z(best) + p.w_top2 * _z(best + second)
+    if p.w_title and title is not None:
+        fused += p.w_title * _z(title)
+    return fused
 
 
 def _z(x: np.ndarray) -> np.ndarray:

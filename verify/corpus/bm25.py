@@ -24,6 +24,8 @@ logger = logging.getLogger(__name__)
 
 BM25_DIR = "bm25"
 DONE = "params.index.json"  # written by bm25s.save; the folder is swapped in whole, so its presence means complete
+PAPERS = "papers"  # BM25_DIR/part-XXXXX/papers/: BM25 over each paper's merged text in the shard (document ranking)
+PAPER_KEYS = "paper_keys.json"  # the papers of that index, in its document order
 
 
 def bm25_shard_dir(index_dir: Path, passage_shard: Path) -> Path:
@@ -43,9 +45,42 @@ def build_shard_bm25(passage_shard: Path, out_dir: Path) -> bool:
     tmp = out_dir.with_name(f".{out_dir.name}.{os.getpid()}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     index.save(str(tmp), show_progress=False)
+    save_paper_bm25(*paper_bm25(passage_shard), tmp / PAPERS)
     shutil.rmtree(out_dir, ignore_errors=True)
     os.replace(tmp, out_dir)
     return True
+
+
+def paper_bm25(passage_shard: Path) -> tuple[Any, list[str]]:
+    """BM25 over the merged text of each paper's passages in one shard (verify.docrank.merged_text: overlapping
+    windows counted once), docrank's k1 and b: the lexical signal of the document ranking. A paper cut by a shard
+    boundary has a part in each shard (its scores are summed)."""
+    import bm25s
+
+    from claimscope.verify.corpus.shards import table_passages
+    from claimscope.verify.docrank import DocParams, merged_text
+
+    by_paper: dict[str, list[Any]] = {}
+    for p in table_passages(read_passage_shard(passage_shard)):
+        by_paper.setdefault(p.paper, []).append(p)
+    papers = list(by_paper)
+    params = DocParams()
+    index = bm25s.BM25(k1=params.k1, b=params.b)
+    index.index(_tokenize([merged_text(by_paper[k]) for k in papers]), show_progress=False)
+    return index, papers
+
+
+def save_paper_bm25(index: Any, papers: list[str], out_dir: Path) -> None:
+    """Write a paper BM25 folder (temp folder, then renamed: a complete folder or none)."""
+    import json
+
+    out_dir = Path(out_dir)
+    tmp = out_dir.with_name(f".{out_dir.name}.{os.getpid()}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    index.save(str(tmp), show_progress=False)
+    (tmp / PAPER_KEYS).write_text(json.dumps(papers))
+    shutil.rmtree(out_dir, ignore_errors=True)
+    os.replace(tmp, out_dir)
 
 
 def query_tokens(queries: Sequence[str]) -> list[list[str]]:
@@ -60,8 +95,10 @@ class ShardedBM25:
 
     def __init__(self, index_dir: Path, shard_names: Sequence[str], offsets: np.ndarray) -> None:
         self.dirs = [Path(index_dir) / BM25_DIR / name for name in shard_names]
+        self.passage_paths = [Path(index_dir) / "passages" / f"{name}.parquet" for name in shard_names]
         self.offsets = offsets
         self._loaded: dict[int, Any] = {}
+        self._papers: dict[int, tuple[Any, dict[str, int]]] = {}
 
     def shard(self, s: int) -> Any:
         if s not in self._loaded:
@@ -103,6 +140,40 @@ class ShardedBM25:
             return np.zeros(len(local), dtype=np.float32)
         pos = np.minimum(np.searchsorted(rows, local), len(rows) - 1)
         return np.where(rows[pos] == local, vals[pos], np.float32(0)).astype(np.float32, copy=False)
+
+    def paper_index(self, s: int) -> tuple[Any, dict[str, int]]:
+        """Shard s's paper BM25 and its paper -> document map; an index built before it existed gets it built here
+        from the passage shard (kept in its BM25 folder when that is writable)."""
+        if s not in self._papers:
+            import json
+
+            import bm25s
+
+            d = self.dirs[s] / PAPERS
+            if (d / DONE).exists() and (d / PAPER_KEYS).exists():
+                index = bm25s.BM25.load(str(d), mmap=True, show_progress=False)
+                papers = json.loads((d / PAPER_KEYS).read_text())
+            else:
+                index, papers = paper_bm25(self.passage_paths[s])
+                try:
+                    save_paper_bm25(index, papers, d)
+                except OSError as e:
+                    logger.warning("paper BM25 of shard %d kept in memory only: %s", s, e)
+            self._papers[s] = (index, {p: i for i, p in enumerate(papers)})
+        return self._papers[s]
+
+    def paper_scores(self, s: int, tokens: list[str], papers: Sequence[str]) -> np.ndarray:
+        """BM25 of the given papers' merged text in shard s (0 for a paper not in it, or no query token in it)."""
+        index, pos = self.paper_index(s)
+        ids = [int(index.vocab_dict[t]) for t in tokens if t in index.vocab_dict]
+        out = np.zeros(len(papers), dtype=np.float32)
+        if not ids:
+            return out
+        where = np.array([pos.get(p, -1) for p in papers], dtype=np.int64)
+        scores = np.asarray(index.get_scores(ids), dtype=np.float32)
+        ok = where >= 0
+        out[ok] = scores[where[ok]]
+        return out
 
     def scores(self, s: int, tokens: list[str]) -> np.ndarray:
         """BM25 score of every passage of shard s."""

@@ -60,20 +60,21 @@ def _search(args: argparse.Namespace) -> int:
 
     from claimscope.verify.corpus.search import ShardedEvidenceIndex
 
-    index = ShardedEvidenceIndex(args.index)
+    index = ShardedEvidenceIndex(args.index, doc_first=not args.passages, query_adapter=not args.no_query_adapter)
     allowed = set(args.paper) if args.paper else None
     hits = index.search(args.query, args.k, allowed=allowed)
     if args.json:
         print(json.dumps([{"rank": r, "score": round(h.score, 6), "paper": h.passage.paper, "page": h.passage.page,
                            "passage_id": h.passage.id, "bm25_rank": h.bm25_rank, "dense_rank": h.dense_rank,
-                           "text": h.passage.text} for r, h in enumerate(hits, 1)], indent=2))
+                           "doc_rank": h.doc_rank, "doc_score": round(h.doc_score, 6), "text": h.passage.text}
+                          for r, h in enumerate(hits, 1)], indent=2))
         return 0
     table = Table(title=f"{args.query!r} in {args.index} ({len(index):,} passages)")
-    for col in ("#", "paper", "page", "score", "bm25", "dense", "passage"):
+    for col in ("#", "doc", "paper", "page", "score", "bm25", "dense", "passage"):
         table.add_column(col, overflow="fold")
     for r, h in enumerate(hits, 1):
-        table.add_row(str(r), h.passage.paper, str(h.passage.page), f"{h.score:.4f}", str(h.bm25_rank),
-                      str(h.dense_rank), h.passage.text)
+        table.add_row(str(r), str(h.doc_rank or "-"), h.passage.paper, str(h.passage.page), f"{h.score:.4f}",
+                      str(h.bm25_rank), str(h.dense_rank), h.passage.text)
     Console().print(table)
     if not hits:
         print("no passages found")
@@ -163,6 +164,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--paper", action="append", default=None, metavar="KEY",
                    help="only passages of this paper key (repeatable), e.g. 2005.13013v2 or scifact:4983")
     s.add_argument("--json", action="store_true", help="print the hits as JSON")
+    s.add_argument("--passages", action="store_true",
+                   help="open query: rank passages only (no document-first ranking of the candidate papers)")
+    s.add_argument("--no-query-adapter", action="store_true",
+                   help="open query: rank the candidate papers with the base query vector (no query-side adapter)")
     s.set_defaults(handler=_search)
 
     v = isub.add_parser("verify", help="verify a claims file against a corpus index (writes verdicts.jsonl)")
@@ -171,5 +176,5 @@ def register(sub: argparse._SubParsersAction) -> None:
     v.add_argument("--format", choices=["report", "json", "csv", "scifact"], default=None)
     v.add_argument("--out", type=Path, required=True, help="verdicts JSONL to write")
     v.add_argument("--batch", type=int, default=128, help="claims searched and scored together")
-    add_settings_args(v, query_adapter=False)  # open search here ranks passages, not documents: no query adapter
+    add_settings_args(v)  # --no-query-adapter: open claims rank the candidate papers with the base claim vector
     v.set_defaults(handler=_verify)

@@ -48,7 +48,7 @@ def verify_against_index(index_dir: Path, claims: Sequence[Claim], settings: Ver
     from claimscope.verify.corpus.engines import PassageProgress
     from claimscope.verify.run import Verifier
 
-    index = ShardedEvidenceIndex(index_dir)
+    index = ShardedEvidenceIndex(index_dir, query_adapter=settings.query_adapter)
     if settings.embedding_model != index.model_name and settings.embedding_model != VerifySettings().embedding_model:
         logger.warning("the index was embedded with %s; queries use it too (not %s)", index.model_name,
                        settings.embedding_model)

@@ -2,8 +2,9 @@
 (only those papers' shards are touched); an open query gets the exact passage-level hybrid ranking (EvidenceIndex
 over every paper) on one shard, and nearly the same evidence on many shards (BM25 statistics are per shard).
 
-EvidenceIndex's own open search ranks documents first (verify/docrank.py); the corpus index does not (yet), so open
-queries are compared with EvidenceIndex restricted to all papers: the same RRF over every passage."""
+Both indexes rank documents first for open queries (verify/docrank.py; tests/verify/corpus/test_docfirst.py); here
+the corpus index's passage ranking (`doc_first=False`, the candidates of its document ranking) is compared with
+EvidenceIndex restricted to all papers: the same RRF over every passage."""
 
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ CLAIMS = [json.loads(line) for line in (FIXTURES / "scifact_claims_sample.jsonl"
 def _build(corpus: Path, out: Path, shard_size: int) -> ShardedEvidenceIndex:
     build_index(corpus, out, engine=LocalEngine(1, progress=False), encoder=EncoderSpec(model="hash"),
                 shard_size=shard_size, progress=False)
-    return ShardedEvidenceIndex(out)
+    return ShardedEvidenceIndex(out, doc_first=False)
 
 
 def _key(hits):  # type: ignore[no-untyped-def]
