@@ -12,8 +12,10 @@ runs use `--embedder hash` (a deterministic word-hash embedder, no model) for th
 and the real MiniLM build is measured on the smallest size (`--minilm-size`). The output says which embedder each
 row used. Recall@10 of the approximate index against exact search is measured with SciFact dev claims as queries
 (tie-aware: an approximate hit counts when its exact score reaches the exact 10th score). Query latency is per claim:
-one claim at a time through ShardedEvidenceIndex.search_many (BM25 over all shards + ANN + fusion), after the index is
-loaded and one warm-up query; "cited" restricts each claim to the papers it cites (only their shards are touched).
+one claim at a time through ShardedEvidenceIndex.search_many (BM25 over all shards + ANN, then the document-first
+ranking of the candidate papers and the passages of the top ones), after the index is loaded and one warm-up query;
+"passage q" is the same claim ranked by passages alone (`doc_first=False`, no document step); "cited" restricts each
+claim to the papers it cites (only their shards are touched).
 
 Usage: .venv/bin/python benchmarks/scale.py [CORPUS] [--sizes 50k,200k,1M] [--workers 2] [--minilm-size 50k]
 """
@@ -182,7 +184,7 @@ def measure_queries(index_dir: Path, queries: list[tuple[str, list[str]]], k: in
     load_s = time.perf_counter() - t0
     recall = recall_at(ix.dense, q_emb, 10)
     ix.search_many(texts[:1], k, query_embeddings=q_emb[:1])  # warm-up: loads the BM25 shards
-    open_ms, dense_ms, cited_ms, touched = [], [], [], []
+    open_ms, passage_ms, dense_ms, cited_ms, touched = [], [], [], [], []
     for i, (text, cited) in enumerate(queries):
         t = time.perf_counter()
         ix.dense.search(q_emb[i: i + 1], 10)
@@ -190,6 +192,11 @@ def measure_queries(index_dir: Path, queries: list[tuple[str, list[str]]], k: in
         t = time.perf_counter()
         ix.search_many([text], k, query_embeddings=q_emb[i: i + 1])
         open_ms.append((time.perf_counter() - t) * 1000)
+        ix.doc_first = False
+        t = time.perf_counter()
+        ix.search_many([text], k, query_embeddings=q_emb[i: i + 1])
+        passage_ms.append((time.perf_counter() - t) * 1000)
+        ix.doc_first = True
         if cited:
             ix.touched = set()
             t = time.perf_counter()
@@ -198,6 +205,7 @@ def measure_queries(index_dir: Path, queries: list[tuple[str, list[str]]], k: in
             touched.append(len(ix.touched))
     return {"recall_at_10_claims": round(recall, 4), "query_ms_median": round(float(np.median(open_ms)), 2),
             "query_ms_p95": round(float(np.percentile(open_ms, 95)), 2),
+            "passage_query_ms_median": round(float(np.median(passage_ms)), 2),
             "dense_ms_median": round(float(np.median(dense_ms)), 3),
             "cited_query_ms_median": round(float(np.median(cited_ms)), 2) if cited_ms else None,
             "cited_shards_touched_mean": round(float(np.mean(touched)), 2) if touched else None,
@@ -227,9 +235,10 @@ def fmt_table(rows: list[dict]) -> str:
     cols = [("passages", "{:,}"), ("embedder", "{}"), ("build_s", "{:.0f}"), ("build_passages_per_s", "{:,.0f}"),
             ("ingest_passages_per_s", "{:,.0f}"), ("embed_passages_per_s", "{:,.0f}"), ("ingest_peak_rss_mb", "{:.0f}"),
             ("peak_rss_mb", "{:.0f}"), ("index_mb", "{:,.0f}"), ("ann", "{}"), ("recall_at_10_claims", "{:.3f}"),
-            ("query_ms_median", "{:.1f}"), ("dense_ms_median", "{:.2f}"), ("cited_query_ms_median", "{:.1f}")]
+            ("query_ms_median", "{:.1f}"), ("passage_query_ms_median", "{:.1f}"), ("dense_ms_median", "{:.2f}"),
+            ("cited_query_ms_median", "{:.1f}")]
     heads = ["passages", "embedder", "build s", "build p/s", "ingest p/s", "embed p/s", "ingest RSS MB",
-             "peak RSS MB", "index MB", "ANN", "recall@10", "query ms", "dense ms", "cited q ms"]
+             "peak RSS MB", "index MB", "ANN", "recall@10", "query ms", "passage q ms", "dense ms", "cited q ms"]
     cells = [[f.format(r[c]) if r.get(c) is not None else "-" for c, f in cols] for r in rows]
     widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(heads)]
     lines = ["  ".join(h.rjust(w) for h, w in zip(heads, widths, strict=True))]
@@ -327,8 +336,10 @@ def main() -> int:
                                *growth(scaling), "",
                                "build p/s = passages / wall time of the whole build (ingest, embed, BM25, ANN, "
                                "manifest); ingest RSS = peak memory while streaming passages into shards; peak RSS = "
-                               "largest phase (process + workers); dense ms = ANN search alone; query ms = one claim "
-                               "through search_many (BM25 over every shard + ANN + fusion + passage fetch); cited q ms "
+                               "largest phase (process + workers); dense ms = ANN search alone; query ms = one open "
+                               "claim through search_many (BM25 over every shard + ANN + document-first ranking of the "
+                               "candidate papers + their passages); passage q ms = the same ranked by passages alone "
+                               "(fusion + passage fetch, no document step); cited q ms "
                                "= the claim restricted to its cited papers; recall@10 = ANN vs exact search with "
                                "the claims as queries. Embedder 'minilm-sentences': each window's vector is the "
                                "normalised sum of the real MiniLM vectors of its sentences (embedded once), so the "
