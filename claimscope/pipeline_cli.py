@@ -9,9 +9,8 @@ from pathlib import Path
 logger = logging.getLogger(__name__)
 
 
-def add_settings_args(p: argparse.ArgumentParser, *, query_adapter: bool = True) -> None:
-    """The settings options shared by the commands that verify; `query_adapter=False` for searches that do not rank
-    documents first (the sharded corpus index), where the switch would do nothing."""
+def add_settings_args(p: argparse.ArgumentParser) -> None:
+    """The settings options shared by the commands that verify."""
     p.add_argument("--preset", default="laptop", help="named settings preset (laptop, fast, thorough)")
     p.add_argument("--papers", type=Path, default=None, metavar="DIR",
                    help="local folder of papers named by arXiv id, e.g. 2005.13013v1.pdf (default for the bundled "
@@ -22,9 +21,8 @@ def add_settings_args(p: argparse.ArgumentParser, *, query_adapter: bool = True)
                    help="'bundled' (default), a Hugging Face NLI model name/path, 'openai:MODEL@URL' or 'lexical'")
     p.add_argument("--embedding-model", default=None, help="sentence-transformers model name or path")
     p.add_argument("--top-k", type=int, default=None, help="evidence passages scored per claim")
-    if query_adapter:
-        p.add_argument("--no-query-adapter", action="store_true",
-                       help="open claims: rank documents with the base claim vector (no query-side adapter)")
+    p.add_argument("--no-query-adapter", action="store_true",
+                   help="open claims: rank documents with the base claim vector (no query-side adapter)")
 
 
 def settings_from_args(args: argparse.Namespace, claims_path: Path | None = None):  # type: ignore[no-untyped-def]
