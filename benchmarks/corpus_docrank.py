@@ -10,7 +10,8 @@ of the gold evidence abstracts (`verify.scifact.retrieval_recall`, claims with e
   passage), the corpus index's open search before document-first ranking;
 - document-first (`ShardedEvidenceIndex.search_docs`): the candidate papers (those holding one of those passages)
   ranked by verify.docrank's z-scored fusion of their passages' BM25, best / top-2 passage cosines and title cosine,
-  with the query-side adapter, without it, and without titles (a corpus whose titles are unknown);
+  with the query-side adapter, without it, and without titles (a corpus whose titles are unknown); the titles are
+  the ones the index stores (built from corpus.jsonl's `title`), none passed in, as from the command line;
 - the share of gold abstracts among the candidate papers (the ceiling of document-first ranking);
 - the in-memory EvidenceIndex's document search (`benchmarks/verify_scifact.py`'s figures), same claims.
 
@@ -131,8 +132,11 @@ def main() -> int:
 
     build(args.scifact, args.index, args.workers)
     corpus = sf.read_corpus(args.scifact / "corpus.jsonl")
+    index = ShardedEvidenceIndex(args.index)  # the titles the index stores (as `claimscope index search` uses them)
     titles = {sf.paper_key(d): doc["title"] for d, doc in corpus.items()}
-    index = ShardedEvidenceIndex(args.index, titles=titles)
+    stored = index.titles
+    print(f"titles stored in the index: {len(stored):,} of {len(titles):,} papers, "
+          f"{sum(stored.get(k) == t for k, t in titles.items()):,} equal to corpus.jsonl's")
     split = "train" if args.fit else "dev"
     gold = sf.read_jsonl_rows(args.scifact / f"claims_{split}.jsonl")
     if args.limit:

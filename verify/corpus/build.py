@@ -1,6 +1,6 @@
-"""`claimscope index build`: corpus -> passage shards -> embedding shards (local or Ray engine) -> BM25 per shard ->
-dense ANN index -> manifest.json. Every phase skips the work a previous (killed) run finished; manifest.json is
-written last, so its presence means a complete index.
+"""`claimscope index build`: corpus -> passage shards (with each paper's title) -> embedding shards (local or Ray
+engine) -> BM25 per shard -> dense ANN index -> title vectors (titles/) -> manifest.json. Every phase skips the
+work a previous (killed) run finished; manifest.json is written last, so its presence means a complete index.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from claimscope.verify.corpus.shards import (
     read_passage_shard,
 )
 from claimscope.verify.corpus.sources import CorpusSource
+from claimscope.verify.corpus.titles import TITLES_DIR, load_titles
 
 logger = logging.getLogger(__name__)
 
@@ -182,11 +183,22 @@ def build_index(corpus: Path, out: Path, *, engine: Engine, encoder: EncoderSpec
             write_json(out / ANN_DIR / BUILT_FOR, wanted)
     phase_done("ann", t0, rss)
 
+    # 6. paper titles (the passage shards' title column) embedded with the index's encoder, cached in titles/
+    t0 = time.perf_counter()
+    with PeakRSS() as rss:
+        titles = load_titles(out, shard_paths, corpus_hash, encoder, _title_encoder(encoder), embeddings.dims)
+    phase_done("titles", t0, rss, papers=len(titles.papers))
+    if titles.missing_shards:
+        logger.warning("%d of %d passage shards have no paper titles (ingested before titles were stored); delete "
+                       "%s to re-ingest them", titles.missing_shards, len(shard_paths), out / PASSAGES)
+
     stats["passages_bytes"] = dir_bytes(out / PASSAGES)
     stats["embeddings_bytes"] = dir_bytes(emb_dir)
     stats["bm25_bytes"] = dir_bytes(out / "bm25")
     stats["ann_bytes"] = dir_bytes(out / ANN_DIR)
-    stats["index_bytes"] = sum(stats[k] for k in ("passages_bytes", "embeddings_bytes", "bm25_bytes", "ann_bytes"))
+    stats["titles_bytes"] = dir_bytes(out / TITLES_DIR)
+    stats["index_bytes"] = sum(stats[k] for k in ("passages_bytes", "embeddings_bytes", "bm25_bytes", "ann_bytes",
+                                                  "titles_bytes"))
     if source.skipped:
         stats["skipped_documents"] = len(source.skipped)
     manifest = CorpusIndexManifest(
@@ -270,6 +282,15 @@ def _build_bm25(out: Path, shard_paths: list[Path], workers: int, progress: bool
             for p in todo:
                 build_shard_bm25(p, bm25_shard_dir(out, p))
                 advance(1)
+
+
+def _title_encoder(encoder: EncoderSpec) -> Callable[[list[str]], np.ndarray]:
+    def embed(texts: list[str]) -> np.ndarray:
+        from claimscope.verify.corpus.encode import ShardEncoder
+
+        return ShardEncoder.from_spec(encoder).encode(texts)
+
+    return embed
 
 
 def _model_sha(model: str) -> str | None:

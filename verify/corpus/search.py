@@ -11,7 +11,9 @@ row), so `verify.run.Verifier` runs on it unchanged.
   (`doc_first`): the papers holding a candidate passage are scored with verify.docrank's fusion of per-query
   z-scored signals computed exactly from the shards: BM25 of the paper's merged text (a paper-level BM25 per shard,
   `bm25.paper_bm25`), the cosines of the best and of the two best of all its passages (read from the embedding
-  shards), the title cosine where titles are given; with the bundled MiniLM the claim vector of that step goes
+  shards), the title cosine where the index stores titles (the passage shards' title column, vectors cached in
+  titles/: verify.corpus.titles; titles passed to the constructor override them, and are all there is for an index
+  built before titles were stored); with the bundled MiniLM the claim vector of that step goes
   through the query-side adapter (`verify.query_adapter`; `query_adapter=False` turns it off). The best `docs`
   papers' passages are then ranked inside each paper (as a query restricted to that paper) and returned best paper
   first (Hit.doc_rank / doc_score). Weights: DOC_PARAMS, chosen on SciFact train (benchmarks/corpus_docrank.py).
@@ -39,6 +41,7 @@ from claimscope.verify.corpus.ann import DenseIndex, EmbeddingShards
 from claimscope.verify.corpus.bm25 import ShardedBM25, query_tokens
 from claimscope.verify.corpus.build import load_manifest
 from claimscope.verify.corpus.shards import EMBEDDINGS, PASSAGES, table_passages
+from claimscope.verify.corpus.titles import Titles, load_titles
 from claimscope.verify.docrank import DocParams, _z, fuse_signals, top_two
 from claimscope.verify.index import Hit, _fuse
 
@@ -214,10 +217,13 @@ class ShardedEvidenceIndex:
         # the document ranking's query-side adapter: True = the shipped one (bundled MiniLM only), a folder = that
         # one, False = base claim vectors (VerifySettings.query_adapter)
         self.query_adapter = query_adapter
-        self.titles = dict(titles or {})  # paper key -> title (a title cosine in the document ranking)
+        self._passed_titles = dict(titles or {})  # paper key -> title, over the stored ones
         self.doc_params = doc_params or DOC_PARAMS
         self.doc_params_adapted = doc_params_adapted or DOC_PARAMS_ADAPTED
+        self._stored: Titles | None = None
+        self._titles: dict[str, str] | None = None
         self._title_vectors: dict[str, np.ndarray] = {}
+        self._seeded = False
 
     def __len__(self) -> int:
         return self.manifest.count
@@ -235,6 +241,31 @@ class ShardedEvidenceIndex:
 
     def papers(self) -> list[str]:
         return list(self.manifest.paper_shards)
+
+    # ---- titles ---------------------------------------------------------------------------------------------
+    def stored_titles(self) -> Titles:
+        """The titles the index stores, with their vectors (read, and embedded, once; see verify.corpus.titles)."""
+        if self._stored is None:
+            names = [s.name for s in self.manifest.shards]
+            self._stored = load_titles(self.dir, [self.dir / PASSAGES / f"{n}.parquet" for n in names],
+                                       self.manifest.corpus_hash, self.manifest.encoder, self.embed_queries,
+                                       self.embeddings.dims)
+            if self._stored.missing_shards == len(names):
+                logger.warning("%s stores no paper titles (built before titles were stored): the document ranking "
+                               "goes without the title cosine%s; rebuild the index to add them", self.dir,
+                               " except for the titles passed in" if self._passed_titles else "")
+            elif self._stored.missing_shards:
+                logger.warning("%s: %d of %d passage shards store no paper titles (built before titles were "
+                               "stored); their papers go without the title cosine", self.dir,
+                               self._stored.missing_shards, len(names))
+        return self._stored
+
+    @property
+    def titles(self) -> dict[str, str]:
+        """Paper key -> title used by the document ranking: the stored titles, overridden by those passed in."""
+        if self._titles is None:
+            self._titles = {**self.stored_titles().as_dict(), **self._passed_titles}
+        return self._titles
 
     def search_many(self, queries: Sequence[str], k: int, *, allowed: Sequence[set[str] | None] | None = None,
                     rrf_k: int = 60, query_embeddings: np.ndarray | None = None) -> list[list[Hit]]:
@@ -353,7 +384,15 @@ class ShardedEvidenceIndex:
                              np.maximum.reduceat(lexical, starts_a), best[0], second[0], title)
 
     def _titles_of(self, papers: Sequence[str]) -> np.ndarray:
-        """Title vectors of these papers (embedded once each; a paper without a title gets a zero vector)."""
+        """Title vectors of these papers: the stored ones, or (a title passed in that differs from the stored one)
+        embedded once each; a paper without a title gets a zero vector."""
+        stored = self.stored_titles()
+        if not self._seeded:
+            self._seeded = True
+            rows = stored.rows()
+            for p, title in self.titles.items():
+                if p in rows and stored.titles[rows[p]] == title:
+                    self._title_vectors[p] = stored.vectors[rows[p]]
         todo = [p for p in dict.fromkeys(papers) if p not in self._title_vectors and self.titles.get(p)]
         if todo:
             for p, v in zip(todo, self.embed_queries([self.titles[p] for p in todo]), strict=True):

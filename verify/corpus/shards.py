@@ -1,6 +1,7 @@
 """Passage shards (Parquet) and embedding shards (.npy), written atomically so a killed build resumes by shard.
 
-Layout under INDEX_DIR: `passages/part-00000.parquet` (columns in PASSAGE_SCHEMA, at most `shard_size` rows) and
+Layout under INDEX_DIR: `passages/part-00000.parquet` (columns in PASSAGE_SCHEMA, at most `shard_size` rows; the
+`title` column, the paper's title on each of its rows, is missing from shards written before it existed) and
 `embeddings/part-00000.npy` (float32 or float16 [rows, dims], L2-normalised, the passage shard's row order).
 A shard file either exists whole or not at all: it is written under a hidden temp name (`.<name>.<pid>.<rand>.tmp`,
 the pattern `claimscope.rundir.sweep_stale_temps` cleans up) and renamed into place.
@@ -45,8 +46,10 @@ PASSAGE_SCHEMA = pa.schema([
     ("start", pa.int32()),
     ("end", pa.int32()),
     ("text", pa.string()),
+    ("title", pa.string()),  # the paper's title where the source gives one (null otherwise; absent in older shards)
 ])
-COLUMNS = tuple(PASSAGE_SCHEMA.names)
+TITLE = "title"
+COLUMNS = tuple(n for n in PASSAGE_SCHEMA.names if n != TITLE)  # a Passage's fields
 ROW_GROUP = 1024  # rows per Parquet row group: fetching one passage decodes one group (~0.5 ms), not the whole shard
 
 
@@ -87,10 +90,12 @@ def atomic_path(path: Path) -> Iterator[Path]:
 # ------------------------------------------------------------------------------------------------ passage shards
 
 
-def passage_row(p: Passage) -> dict[str, Any]:
+def passage_row(p: Passage, title: str | None = None) -> dict[str, Any]:
+    """A passage shard row; `title` is its paper's title (every row of a paper carries it, so a shard holds the titles
+    of its own papers and a resumed or re-sharded build writes the same bytes)."""
     return {"passage_id": p.id, "paper_id": p.paper, "arxiv_id": p.arxiv_id,
             "version": None if p.version is None else str(p.version), "page": p.page, "section": p.section,
-            "start": p.start, "end": p.end, "text": p.text}
+            "start": p.start, "end": p.end, "text": p.text, TITLE: title or None}
 
 
 def write_passage_shard(path: Path, rows: Sequence[dict[str, Any]] | pa.Table) -> str:

@@ -9,6 +9,10 @@ Three kinds, told apart by the path (and the first row of a JSONL file):
   windows with retrieve's `paper_passages`; files named by arXiv id (`2005.13013v2.pdf`) get that key, other files
   their stem. An unreadable file is skipped with a warning (counted in `skipped`).
 
+Each passage row carries its paper's title where the source gives one: the SciFact row's `title`; for a folder, the
+title retrieve's reader found (`ParsedDoc.meta["title"]`: PDF metadata or first-page heading, HTML <title>, ...);
+a passages JSONL has none.
+
 `stream(start)` yields (document index, passage rows) from document `start` on; documents before it are skipped
 without being parsed, which is what makes resuming a killed ingestion cheap.
 """
@@ -109,9 +113,10 @@ class CorpusSource:
                 row = json.loads(line)
                 sents = [str(s) for s in row["abstract"]]
                 key = f"scifact:{int(row['doc_id'])}"
+                title = str(row.get("title") or "").strip() or None
             except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
                 raise BadCorpus(f"{self.path}:{n}", f"not a SciFact corpus row: {type(e).__name__}: {e}") from e
-            yield doc, [passage_row(p) for p in sentence_windows(key, sents, self.window)]
+            yield doc, [passage_row(p, title) for p in sentence_windows(key, sents, self.window)]
 
     def _passages(self, start: int) -> Iterator[tuple[int, list[dict[str, Any]]]]:
         for doc, n, line in self._lines(start):
@@ -149,7 +154,8 @@ class CorpusSource:
                 self.skipped.append(f"{path}: {e}")
                 yield doc, []
                 continue
-            yield doc, [passage_row(p) for p in passages]
+            title = str(parsed.meta.get("title") or "").strip() or None
+            yield doc, [passage_row(p, title) for p in passages]
 
 
 def sentence_windows(key: str, sentences: list[str], window: int = 1) -> list[Passage]:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from claimscope.cli import main
 from claimscope.verify.corpus.build import load_manifest
+from claimscope.verify.corpus.search import ShardedEvidenceIndex
 
 FIXTURES = Path(__file__).parents[2] / "fixtures" / "corpus"
 SAMPLE = FIXTURES / "scifact_corpus_sample.jsonl"
@@ -91,6 +92,10 @@ def test_folder_of_papers_index_verifies_the_example_report_version_aware(tmp_pa
                  "hash"]) == 0
     m = load_manifest(out)
     assert m.source_kind == "folder" and {"2005.13013v1", "2005.13013v2", "2509.23657v1"} <= set(m.paper_shards)
+    # titles as retrieve's readers find them (PDF metadata / first-page heading, a text file's first line)
+    titles = ShardedEvidenceIndex(out).titles
+    assert titles["2005.13013v1"] == "English Intermediate-Task Training Improves Zero-Shot Cross-Lingual Transfer Too"
+    assert titles["2509.23657v1"].startswith("Beyond English-Centric Training: How Reinforcement Learning")
     verdicts_path = tmp_path / "verdicts.jsonl"
     assert main(["-q", "index", "verify", str(out), "--claims", str(root / "examples" / "assignee_report.txt"),
                  "--out", str(verdicts_path), "--stance-model", "lexical"]) == 0

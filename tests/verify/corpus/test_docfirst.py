@@ -163,3 +163,49 @@ def test_index_search_cli_shows_document_ranks_and_the_passage_ranking_on_reques
     assert main(["index", "search", str(minilm_index), claim, "-k", "6", "--json", "--passages"]) == 0
     passages = json.loads(capsys.readouterr().out)
     assert all(h["doc_rank"] == 0 for h in passages) and passages[0]["paper"] != "scifact:31715818"
+
+
+def _without_titles(index_dir: Path, to: Path) -> Path:
+    """A copy of the index as built before titles were stored: passage shards without the title column, no titles/."""
+    import pyarrow.parquet as pq
+
+    shutil.copytree(index_dir, to)
+    shutil.rmtree(to / "titles")
+    for path in (to / "passages").glob("part-*.parquet"):
+        pq.write_table(pq.read_table(path).drop_columns(["title"]), path, compression="zstd", row_group_size=1024)
+    return to
+
+
+def test_a_built_index_stores_titles_and_the_document_ranking_uses_them(minilm_index, tmp_path, caplog):
+    """The build stores every paper's title (passage shards) and their MiniLM vectors (titles/); an index opened
+    without titles passed ranks with them exactly as when the same titles are passed in, and differently from the
+    index without titles (an index built before titles were stored: it still loads, says titles are missing, and
+    ranks as before, without the title cosine)."""
+    assert (minilm_index / "titles" / "vectors.npy").is_file()
+    stored = ShardedEvidenceIndex(minilm_index)
+    assert stored.titles == TITLES
+    texts = [c["claim"] for c in CLAIMS[:8]]
+    q = stored.embed_queries(texts)
+    got = stored.doc_candidates(texts, query_embeddings=q)
+    passed = ShardedEvidenceIndex(minilm_index, titles=TITLES).doc_candidates(texts, query_embeddings=q)
+    old_dir = _without_titles(minilm_index, tmp_path / "old")
+    with caplog.at_level("WARNING", logger="claimscope.verify.corpus.search"):
+        old = ShardedEvidenceIndex(old_dir)
+        none = old.doc_candidates(texts, query_embeddings=q)
+    assert "stores no paper titles" in caplog.text and old.titles == {}
+    p = stored.doc_params_adapted
+    for a, b, c in zip(got, passed, none, strict=True):
+        assert a.papers == b.papers == c.papers and a.title is not None and c.title is None
+        assert np.allclose(a.title, b.title, atol=1e-5) and np.allclose(a.fused(p), b.fused(p), atol=1e-4)
+        assert not np.allclose(a.fused(p), c.fused(p), atol=1e-2)  # the title cosine moves the fused scores
+    # searching: the stored titles give the passed-titles ranking; the old index ranks without them
+    assert stored.search_docs(texts, 5, query_embeddings=q) == ShardedEvidenceIndex(
+        minilm_index, titles=TITLES).search_docs(texts, 5, query_embeddings=q)
+    assert ShardedEvidenceIndex(old_dir, titles=TITLES).search_docs(texts, 5, query_embeddings=q) != \
+        old.search_docs(texts, 5, query_embeddings=q)
+    # a title passed in overrides the stored one for that paper alone
+    paper = got[0].papers[0]
+    over = ShardedEvidenceIndex(minilm_index, titles={paper: "Unrelated words about galaxies and telescopes"})
+    o = over.doc_candidates(texts[:1], query_embeddings=q[:1])[0]
+    assert o.title is not None and not np.isclose(o.title[0], got[0].title[0]) and np.allclose(o.title[1:],
+                                                                                            got[0].title[1:])

@@ -98,3 +98,26 @@ def test_ingestion_resumes_after_a_kill_and_redoes_the_half_written_shard(tmp_pa
     again = _ingest(source.stream, run, source)
     assert [reused for _, _, reused in again] == [True] + [False] * (len(clean) - 1)
     assert [sha256_file(p) for p, _, _ in again] == [sha256_file(p) for p, _, _ in clean]
+
+
+def test_scifact_source_rows_carry_their_paper_title_and_resumed_shards_keep_them(tmp_path):
+    """Every passage row of a SciFact abstract carries the row's title, in the shard it lands in (a paper cut by a
+    shard boundary has it in both), so resuming or re-sharding writes the same titles."""
+    import json
+
+    from claimscope.verify.corpus.titles import read_titles
+
+    expected = {f"scifact:{r['doc_id']}": r["title"] for r in map(json.loads, SAMPLE.read_text().splitlines())}
+    source = CorpusSource(SAMPLE)
+    shards = [p for p, _, _ in _ingest(source.stream, tmp_path / "p", source)]
+    assert read_titles(shards) == (expected, 0)
+    for path in shards:  # each shard alone holds the titles of all of its papers
+        table = read_passage_shard(path, ["paper_id", "title"])
+        assert all(t == expected[p] for p, t in zip(table.column("paper_id").to_pylist(),
+                                                    table.column("title").to_pylist(), strict=True))
+    # a shard written before titles were stored (no title column) reads as Passages as before, with no titles
+    old = tmp_path / "old.parquet"
+    table = read_passage_shard(shards[0])
+    write_passage_shard(old, table.drop_columns(["title"]))
+    assert table_passages(read_passage_shard(old)) == table_passages(table)
+    assert read_titles([old]) == ({}, 1)
