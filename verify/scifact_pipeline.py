@@ -335,12 +335,20 @@ class SciFactRun:
 
 def predict(claims: Sequence[Mapping], corpus: Mapping[int, Mapping], verifier: Verifier, *,
             retriever: DocRetriever | None = None, oracle: bool = False, top_docs: int = 3,
-            batch_claims: int = 256) -> SciFactRun:
-    """Predictions for SciFact claim rows (``{id, claim, cited_doc_ids?}``) by the verifier's aggregator and rule."""
+            score_all: bool = False, batch_claims: int = 256) -> SciFactRun:
+    """Predictions for SciFact claim rows (``{id, claim, cited_doc_ids?}``) by the verifier's aggregator and rule.
+
+    With open retrieval only the abstracts the fitted rule can label (its ``max_rank``) are scored: the others would
+    get probabilities but never a label, so the predictions are the same at a fraction of the stance pairs.
+    `score_all` scores all `top_docs` anyway (to measure calibration over every retrieved abstract).
+    """
     from claimscope.errors import ClaimscopeError
 
     if not oracle and retriever is None:
         raise ClaimscopeError("predict", "open retrieval needs a DocRetriever")
+    rule = rule_for(verifier.aggregator, "oracle" if oracle else "open")
+    if not oracle and rule.max_rank and not score_all:
+        top_docs = min(top_docs, rule.max_rank)
     t0 = time.perf_counter()
     scores = score_claims(verifier, claims, corpus, retriever=None if oracle else retriever, top_docs=top_docs,
                           oracle=oracle, batch_claims=batch_claims)

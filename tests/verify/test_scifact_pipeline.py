@@ -126,6 +126,23 @@ def test_open_retrieval_finds_and_labels_the_matching_abstract(verifier) -> None
             assert all(0 <= s < len(CORPUS[int(doc)]["abstract"]) for s in ap.sentences)
 
 
+def test_open_retrieval_scores_only_the_abstracts_the_rule_can_label(verifier) -> None:
+    retriever = sp.DocRetriever(verifier.index)
+    agg = verifier.aggregator
+    for max_rank in (1, 2):
+        rule = sp.DecisionRule("nei_below", 0.99, max_rank)
+        verifier.aggregator = Aggregator(agg.coef, agg.intercept, agg.source, {"open": {"rule": rule.to_json()}})
+        try:
+            lean = sp.predict(CLAIMS, CORPUS, verifier, retriever=retriever, top_docs=3)
+            full = sp.predict(CLAIMS, CORPUS, verifier, retriever=retriever, top_docs=3, score_all=True)
+        finally:
+            verifier.aggregator = agg
+        assert all(len(cs.hits) <= max_rank for cs in lean.scores.values())
+        assert all(len(cs.hits) == 3 for cs in full.scores.values())  # every retrieved abstract has sentences
+        assert [p.model_dump() for p in lean.predictions] == [p.model_dump() for p in full.predictions]
+        assert any(p.evidence for p in lean.predictions)
+
+
 def test_scifact_calibration_map_is_fitted_on_train_abstracts_and_applied() -> None:
     import json
 
