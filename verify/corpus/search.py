@@ -288,7 +288,7 @@ class ShardedEvidenceIndex:
             restrict = allowed[i]
             if restrict is None and doc_first:
                 matched = self._matches(tokens[i])
-                rows, lexical, dense = self._open(tokens[i], q_emb[i], *dense_open[i], matched=matched)
+                rows = self._open_rows(dense_open[i][1], matched)
                 cands = self._doc_candidates(tokens[i], q_emb[i], q_doc[i], rows, matched)
                 params = self.doc_params_adapted if adapter is not None else self.doc_params
                 out.append(self._within_docs(cands, cands.fused(params), k, rrf_k))
@@ -330,7 +330,7 @@ class ShardedEvidenceIndex:
         out = []
         for i in range(len(queries)):
             matched = self._matches(tokens[i])
-            rows, _, _ = self._open(tokens[i], q_emb[i], d_s[i], d_i[i], matched=matched)
+            rows = self._open_rows(d_i[i], matched)
             out.append(self._doc_candidates(tokens[i], q_emb[i], q_doc[i], rows, matched))
         return out
 
@@ -437,12 +437,10 @@ class ShardedEvidenceIndex:
         """Each shard's rows with a positive BM25 score, and the scores."""
         return [self.bm25.matches(s, tokens) for s in range(len(self.manifest.shards))]
 
-    def _open(self, tokens: list[str], q: np.ndarray, d_scores: np.ndarray, d_rows: np.ndarray,
-              matched: list[tuple[np.ndarray, np.ndarray]] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        n_shards = len(self.manifest.shards)
-        self.touched.update(range(n_shards))
+    def _open_rows(self, d_rows: np.ndarray, matched: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+        """An open query's candidate rows, sorted: its BM25 top `depth` merged over the shards ∪ its dense top rows."""
+        self.touched.update(range(len(self.manifest.shards)))
         offsets = self.embeddings.offsets
-        matched = self._matches(tokens) if matched is None else matched
         top_rows, top_vals = [], []
         for s, (rows_s, vals_s) in enumerate(matched):  # each shard's BM25 top `depth`, then the merged top `depth`
             if len(rows_s) > self.depth:
@@ -455,8 +453,14 @@ class ShardedEvidenceIndex:
         lex_vals = np.concatenate(top_vals) if top_vals else np.zeros(0, np.float32)
         if len(lex_rows) > self.depth:
             lex_rows = lex_rows[np.argpartition(-lex_vals, self.depth - 1)[: self.depth]]
+        return np.union1d(lex_rows, d_rows[d_rows >= 0]).astype(np.int64)
+
+    def _open(self, tokens: list[str], q: np.ndarray, d_scores: np.ndarray, d_rows: np.ndarray,
+              matched: list[tuple[np.ndarray, np.ndarray]] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The candidate rows with their exact BM25 and cosine scores (the passage ranking's inputs)."""
+        matched = self._matches(tokens) if matched is None else matched
+        rows = self._open_rows(d_rows, matched)
         ok = d_rows >= 0
-        rows = np.union1d(lex_rows, d_rows[ok]).astype(np.int64)
         shard_of, local = self.embeddings.locate(rows)
         lexical = np.zeros(len(rows), dtype=np.float32)
         for s in np.unique(shard_of):
