@@ -14,7 +14,9 @@ Data (SciFact **train** only):
 - NEUTRAL: sentences (and 2-sentence windows) of cited abstracts that are not in any rationale, every sentence of the
   abstracts cited by NOT-ENOUGH-INFO claims, and hard negatives: the best-matching sentences of the top TF-IDF-retrieved
   abstracts that the claim does not cite.
-- Augmentation: a rule-based negation of the claim flips SUPPORT <-> CONTRADICT on rationale pairs.
+- Augmentation: a rule-based negation of the claim flips SUPPORT <-> CONTRADICT on rationale pairs; optionally
+  (``--antonyms``) a direction-word swap ("increases" -> "decreases") turns SUPPORT rationale pairs into CONTRADICT ones
+  (SciFact's refuted claims mostly reverse a direction rather than add a "not").
 A fold of the train claims is held out (by claim) for model selection; its predictions are written to ``oof.jsonl`` for
 calibration. Output: ``adapter_config.json`` + ``adapter_model.safetensors`` (a few MB), ``training.json``,
 ``oof.jsonl``.
@@ -94,6 +96,39 @@ def negate(claim: str) -> str | None:
     return None
 
 
+# one swap of a direction word; for a supported claim the swapped claim is refuted by the same rationale
+_ANTONYM_PAIRS = [
+    ("increase", "decrease"), ("increases", "decreases"), ("increased", "decreased"), ("increasing", "decreasing"),
+    ("higher", "lower"), ("high", "low"), ("more", "less"), ("greater", "lesser"), ("larger", "smaller"),
+    ("positive", "negative"), ("positively", "negatively"), ("upregulates", "downregulates"),
+    ("upregulated", "downregulated"), ("upregulation", "downregulation"), ("up-regulates", "down-regulates"),
+    ("activates", "inhibits"), ("activated", "inhibited"), ("activation", "inhibition"), ("promotes", "suppresses"),
+    ("promote", "suppress"), ("improves", "worsens"), ("improved", "worsened"), ("enhances", "impairs"),
+    ("enhanced", "impaired"), ("better", "worse"), ("longer", "shorter"), ("faster", "slower"), ("raises", "lowers"),
+    ("beneficial", "detrimental"), ("sensitive", "resistant"), ("gain", "loss"), ("rise", "fall"),
+]
+_ANTONYM = {a: b for a, b in _ANTONYM_PAIRS} | {b: a for a, b in _ANTONYM_PAIRS}
+# not inside hyphenated names ("AMP-activated protein kinase")
+_ANTONYM_RE = re.compile(r"(?<![-\w])(" + "|".join(sorted(map(re.escape, _ANTONYM), key=len, reverse=True))
+                         + r")(?![-\w])", re.I)
+
+
+def antonym(claim: str) -> str | None:
+    """The claim with its first direction word reversed, or None when it has none."""
+    m = _ANTONYM_RE.search(claim)
+    if not m:
+        return None
+    word = m.group(1)
+    swap = _ANTONYM[word.lower()]
+    if word[0].isupper():
+        swap = swap[0].upper() + swap[1:]
+    return claim[: m.start()] + swap + claim[m.end():]
+
+
+# pair kinds made from rewritten claims: trained on, never evaluated
+AUGMENTED = {"negated", "antonym", "double_negated"}
+
+
 def _windows(idx: list[int]) -> list[list[int]]:
     """Single sentences, then adjacent 2-sentence windows, of a sorted index list."""
     out = [[i] for i in idx]
@@ -132,8 +167,12 @@ def best_sentences(claim: str, sents: list[str], n: int) -> list[int]:
 
 
 def build_pairs(claims: list[dict], corpus: dict[int, dict], hard: dict[int, list[int]], hard_sents: int,
-                negation: bool) -> list[dict]:
-    """Every (claim, evidence text, label) pair, tagged with where it came from."""
+                negation: bool, antonyms: str = "none") -> list[dict]:
+    """Every (claim, evidence text, label) pair, tagged with where it came from. `antonyms`: "support" adds a
+    CONTRADICT pair with the direction-swapped claim for each SUPPORT rationale unit; "double" also a SUPPORT pair with
+    the negated swap ("X increases Y" -> "X does not decrease Y"), so that with the negation augmentation a "not" is
+    about as often SUPPORT as CONTRADICT; "both" swaps CONTRADICT units to SUPPORT too (not sound in general: a claim
+    refuted as "no effect" is not supported by its opposite)."""
     pairs: list[dict] = []
 
     def add(c: dict, doc_id: int, sent_ids: list[int], label: str, kind: str, claim_text: str | None = None) -> None:
@@ -145,6 +184,8 @@ def build_pairs(claims: list[dict], corpus: dict[int, dict], hard: dict[int, lis
     for c in claims:
         evidence = {int(k): v for k, v in c.get("evidence", {}).items()}
         neg = negate(c["claim"]) if negation else None
+        ant = antonym(c["claim"]) if antonyms != "none" else None
+        double = negate(ant) if ant and antonyms == "double" else None
         for doc_id in sorted({int(d) for d in c.get("cited_doc_ids", [])} | set(evidence)):
             if doc_id not in corpus:
                 continue
@@ -161,6 +202,11 @@ def build_pairs(claims: list[dict], corpus: dict[int, dict], hard: dict[int, lis
                     if neg:
                         flipped = "CONTRADICT" if rat["label"] == "SUPPORT" else "SUPPORT"
                         add(c, doc_id, u, flipped, "negated", claim_text=neg)
+                    if ant and (rat["label"] == "SUPPORT" or antonyms == "both"):
+                        flipped = "CONTRADICT" if rat["label"] == "SUPPORT" else "SUPPORT"
+                        add(c, doc_id, u, flipped, "antonym", claim_text=ant)
+                    if double and rat["label"] == "SUPPORT":
+                        add(c, doc_id, u, "SUPPORT", "double_negated", claim_text=double)
             rest = [i for i in range(n_sent) if i not in in_rationale]
             for u in _windows(rest):
                 add(c, doc_id, u, "NEUTRAL", "cited_other")
@@ -222,16 +268,37 @@ def seed_everything(seed: int) -> None:
         torch.backends.cudnn.benchmark = False
 
 
-def build_model(base: str, r: int, alpha: int, dropout: float):
+def build_model(base: str, r: int, alpha: int, dropout: float, full_top: int = 0):
+    """LoRA on every linear layer ("dense" also matches the FFN and the pooler) plus a trained classifier head. With
+    `full_top` N the top N encoder layers and the pooler are trained in full instead (peft modules_to_save: the
+    adapter file carries those layers; PeftModel.from_pretrained + merge_and_unload loads it unchanged)."""
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForSequenceClassification
 
     model = AutoModelForSequenceClassification.from_pretrained(
         base, num_labels=3, id2label=dict(enumerate(LABELS)), label2id=LABEL_ID
     ).float()  # the base may be stored in fp16 (.data/minilm); fp16 master weights give NaN losses under AdamW
-    cfg = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=["query", "key", "value", "dense"],
-                     modules_to_save=["classifier"], task_type="SEQ_CLS")
+    targets = ["query", "key", "value", "dense"]
+    if not full_top:
+        cfg = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=targets,
+                         modules_to_save=["classifier"], task_type="SEQ_CLS")
+        return get_peft_model(model, cfg)
+    n = model.config.num_hidden_layers
+    cfg = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=targets,
+                     layers_to_transform=list(range(n - full_top)), layers_pattern="layer",
+                     modules_to_save=["classifier", "pooler"] + [f"encoder.layer.{i}" for i in range(n - full_top, n)],
+                     task_type="SEQ_CLS")
     return get_peft_model(model, cfg)
+
+
+def selection_score(m: dict[str, float], select: str) -> float:
+    """The held-out number a checkpoint is chosen by: macro-F1 over the three labels (NEUTRAL-dominated), accuracy
+    of SUPPORT vs CONTRADICT on gold rationale sentences, or the mean of the SUPPORT and CONTRADICT F1."""
+    if select == "sc_accuracy":
+        return m.get("rationale_sc_accuracy", 0.0)
+    if select == "sc_f1":
+        return (m["support_f1"] + m["contradict_f1"]) / 2
+    return m["macro_f1"]
 
 
 def batches(pairs: list[dict], lengths: list[int], batch_size: int, rng: random.Random,
@@ -297,6 +364,20 @@ def trainable_state(model) -> dict:
     return {k: v.detach().clone() for k, v in model.named_parameters() if v.requires_grad}
 
 
+def save_adapter(model, folder: Path, half: bool) -> None:
+    """The adapter files without peft's generic model card (training.json is the record). `half` stores the weights
+    in fp16 (whole fully trained layers otherwise double the file); loading casts them back to the model's fp32."""
+    model.save_pretrained(str(folder))
+    (folder / "README.md").unlink(missing_ok=True)
+    if half:
+        from safetensors.torch import load_file, save_file
+
+        path = folder / "adapter_model.safetensors"
+        tensors = load_file(str(path))
+        save_file({k: v.half() if v.is_floating_point() else v for k, v in tensors.items()}, str(path),
+                  metadata={"format": "pt"})
+
+
 def provenance(args: argparse.Namespace, device: str, adapter: Path) -> dict:
     """What was trained, by which command, where, with which library versions, from which base weights."""
     import torch
@@ -316,15 +397,19 @@ def provenance(args: argparse.Namespace, device: str, adapter: Path) -> dict:
 
 def fit(args: argparse.Namespace, tok, device: str, train_pairs: list[dict], eval_pairs: list[dict], lr: float,
         lora_r: int, total: int, eval_every: int, t0: float) -> dict:
-    """Train a fresh adapter; keep its best evaluation on `eval_pairs` by macro-F1 (the last step when none)."""
+    """Train a fresh adapter; keep its best evaluation on `eval_pairs` by `args.select` (the last step when none)."""
     import torch
     from transformers import get_linear_schedule_with_warmup
 
     seed_everything(args.seed)
-    model = build_model(args.base, lora_r, 2 * lora_r, args.lora_dropout).to(device)
+    model = build_model(args.base, lora_r, 2 * lora_r, args.lora_dropout, args.full_top).to(device)
     rng = random.Random(args.seed)
     lengths = [len(p["claim"]) + len(p["evidence"]) for p in train_pairs]
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=0.01)
+    trainable = [(k, p) for k, p in model.named_parameters() if p.requires_grad]
+    full = [p for k, p in trainable if ".encoder.layer." in k and "lora_" not in k]  # whole top layers: a lower rate
+    rest = [p for k, p in trainable if not (".encoder.layer." in k and "lora_" not in k)]
+    groups = [{"params": rest, "lr": lr}] + ([{"params": full, "lr": args.full_top_lr}] if full else [])
+    opt = torch.optim.AdamW(groups, lr=lr, weight_decay=0.01)
     sched = get_linear_schedule_with_warmup(opt, int(0.06 * total), total)
     counts = np.bincount([LABEL_ID[p["label"]] for p in train_pairs], minlength=3).astype(np.float64)
     weights = torch.tensor(counts.sum() / (3 * np.maximum(counts, 1)), dtype=torch.float32, device=device)
@@ -340,6 +425,10 @@ def fit(args: argparse.Namespace, tok, device: str, train_pairs: list[dict], eva
             with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=device.startswith("cuda")):
                 logits = model(**enc).logits
             loss = loss_fn(logits.float(), y)
+            if args.sc_loss:  # SUPPORT vs CONTRADICT alone, so NEUTRAL does not drown it (masked: no host sync)
+                sc = (y < 2).float()
+                ce = torch.nn.functional.cross_entropy(logits.float()[:, :2], y.clamp(max=1), reduction="none")
+                loss = loss + args.sc_loss * (ce * sc).sum() / sc.sum().clamp(min=1.0)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
@@ -354,14 +443,15 @@ def fit(args: argparse.Namespace, tok, device: str, train_pairs: list[dict], eva
                 m = metrics(eval_probs, eval_pairs) | {"step": step, "lr": lr, "lora_r": lora_r}
                 history.append(m)
                 logger.info("eval lr %g r %d step %d: %s", lr, lora_r, step, {k: round(v, 4) for k, v in m.items()})
-                if best is None or m["macro_f1"] > best["macro_f1"]:
-                    best = {"macro_f1": m["macro_f1"], "step": step, "state": trainable_state(model),
+                score = selection_score(m, args.select)
+                if best is None or score > best["score"]:
+                    best = {"score": score, "macro_f1": m["macro_f1"], "step": step, "state": trainable_state(model),
                             "probs": eval_probs, "metrics": m}
             if step >= total:
                 break
     if best is None:  # no evaluation: the last step
-        return {"macro_f1": float("nan"), "step": step, "model": model, "history": history, "steps": step,
-                "metrics": {"lr": lr, "lora_r": lora_r, "step": step}}
+        return {"score": float("nan"), "macro_f1": float("nan"), "step": step, "model": model, "history": history,
+                "steps": step, "metrics": {"lr": lr, "lora_r": lora_r, "step": step}}
     with torch.no_grad():
         params = dict(model.named_parameters())
         for k, v in best["state"].items():
@@ -370,15 +460,15 @@ def fit(args: argparse.Namespace, tok, device: str, train_pairs: list[dict], eva
 
 
 def fit_grid(grid: list[tuple[float, int]], fit_one) -> tuple[dict, list[dict]]:
-    """Fit each (learning rate, LoRA rank); return the best run by held-out macro-F1 (its model kept, the others
-    freed) and a record of every run."""
+    """Fit each (learning rate, LoRA rank); return the best run by its held-out selection score (its model kept, the
+    others freed) and a record of every run."""
     chosen: dict | None = None
     runs = []
     for lr, r in grid:
         run = fit_one(lr, r)
         runs.append({"lr": lr, "lora_r": r, "best_step": run["step"], "best_macro_f1": run["macro_f1"],
-                     "history": run["history"]})
-        if chosen is None or run["macro_f1"] > chosen["macro_f1"]:
+                     "best_score": run["score"], "history": run["history"]})
+        if chosen is None or run["score"] > chosen["score"]:
             chosen, run = run, chosen
         if run is not None:
             del run["model"]
@@ -395,7 +485,8 @@ def load_pairs(args: argparse.Namespace) -> tuple[list[dict], list[dict]]:
     if args.max_claims:
         claims = claims[: args.max_claims]
     hard = hard_negative_docs(claims, corpus_rows, args.hard_neg_docs)
-    return claims, build_pairs(claims, corpus, hard, args.hard_neg_sents, negation=not args.no_negation)
+    return claims, build_pairs(claims, corpus, hard, args.hard_neg_sents, negation=not args.no_negation,
+                               antonyms=args.antonyms)
 
 
 def train(args: argparse.Namespace) -> dict:
@@ -410,7 +501,7 @@ def train(args: argparse.Namespace) -> dict:
     claims, all_pairs = load_pairs(args)
     train_ids, hold_ids = split_claims(claims, args.holdout_frac, args.seed)
     train_pairs = balance([p for p in all_pairs if p["claim_id"] in train_ids], args.neutral_ratio, args.seed)
-    hold_pairs = [p for p in all_pairs if p["claim_id"] in hold_ids and p["kind"] != "negated"]
+    hold_pairs = [p for p in all_pairs if p["claim_id"] in hold_ids and p["kind"] not in AUGMENTED]
     eval_pairs = [p for p in hold_pairs if len(p["sentences"]) == 1]  # what inference sees: one sentence per passage
     if args.max_train_pairs and len(train_pairs) > args.max_train_pairs:
         train_pairs = random.Random(args.seed).sample(train_pairs, args.max_train_pairs)
@@ -438,12 +529,11 @@ def train(args: argparse.Namespace) -> dict:
     )
     model = chosen["model"]
     n_trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    logger.info("selected lr %g step %d (held-out macro-F1 %.4f)", chosen["metrics"]["lr"], chosen["step"],
-                chosen["macro_f1"])
+    logger.info("selected lr %g step %d (held-out macro-F1 %.4f, %s %.4f)", chosen["metrics"]["lr"], chosen["step"],
+                chosen["macro_f1"], args.select, chosen["score"])
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(str(out))
-    (out / "README.md").unlink(missing_ok=True)  # peft's generic model card; training.json is the record
+    save_adapter(model, out, half=bool(args.full_top))
     # out-of-fold predictions of the selected model on every held-out pair, for calibration
     oof_pairs = hold_pairs if not args.max_eval_pairs else eval_pairs
     oof = chosen["probs"] if oof_pairs is eval_pairs else predict(model, tok, oof_pairs, args.max_len, device,
@@ -465,6 +555,7 @@ def train(args: argparse.Namespace) -> dict:
         "hyper": {k: getattr(args, k) for k in ("epochs", "batch_size", "lr", "max_len", "lora_r",
                                                 "lora_dropout", "neutral_ratio", "hard_neg_docs", "hard_neg_sents",
                                                 "holdout_frac", "max_steps", "max_train_pairs", "class_weights")}
+        | {k: getattr(args, k) for k in ("antonyms", "sc_loss", "select", "full_top", "full_top_lr")}
         | {"negation_augmentation": not args.no_negation, "trainable_params": n_trainable, "steps": total},
         "selected": {"lr": chosen["metrics"]["lr"], "step": chosen["step"]},
         "runs": runs,
@@ -506,7 +597,7 @@ def cross_fit(args: argparse.Namespace) -> dict:
 
     def split(k: int | None) -> tuple[list[dict], list[dict]]:
         train_pairs = balance([p for p in all_pairs if folds[p["claim_id"]] != k], args.neutral_ratio, args.seed)
-        held = [p for p in all_pairs if folds[p["claim_id"]] == k and p["kind"] != "negated"]
+        held = [p for p in all_pairs if folds[p["claim_id"]] == k and p["kind"] not in AUGMENTED]
         return train_pairs, held
 
     folds_record: list[dict] = []
@@ -541,8 +632,8 @@ def cross_fit(args: argparse.Namespace) -> dict:
                                                      eval_pairs),
                    "heldout_all_pairs": metrics(probs, held)}
         logger.info("fold %d: held-out %s", k, {n: round(v, 4) for n, v in record["heldout_sentence_pairs"].items()})
-        model.save_pretrained(str(out / f"fold-{k}"))  # one level: the device tool returns no deeper folders
-        (out / f"fold-{k}" / "README.md").unlink(missing_ok=True)
+        # one level deep: the device tool returns no deeper folders
+        save_adapter(model, out / f"fold-{k}", half=bool(args.full_top))
         folds_record.append(record)
         for pr, pr_probs in zip(held, probs, strict=True):
             oof_rows.append({"claim_id": pr["claim_id"], "fold": k, "doc_id": pr["doc_id"],
@@ -555,8 +646,7 @@ def cross_fit(args: argparse.Namespace) -> dict:
     spe = math.ceil(len(train_pairs) / args.batch_size)
     steps = max(1, round(epochs_at_best * spe))
     final = fit(args, tok, device, train_pairs, [], lr, r, steps, steps, t0)
-    final["model"].save_pretrained(str(out))
-    (out / "README.md").unlink(missing_ok=True)
+    save_adapter(final["model"], out, half=bool(args.full_top))
     with open(out / "oof.jsonl", "w", encoding="utf-8") as f:
         for row in oof_rows:
             f.write(json.dumps(row) + "\n")
@@ -569,7 +659,8 @@ def cross_fit(args: argparse.Namespace) -> dict:
                  "folds": args.folds, "claim_fold": {str(c): f for c, f in sorted(folds.items())},
                  "pairs_final_train": len(train_pairs)},
         "hyper": {k: getattr(args, k) for k in ("epochs", "batch_size", "lr", "max_len", "lora_r", "lora_dropout",
-                                                "neutral_ratio", "hard_neg_docs", "hard_neg_sents", "class_weights")}
+                                                "neutral_ratio", "hard_neg_docs", "hard_neg_sents", "class_weights",
+                                                "antonyms", "sc_loss", "select", "full_top", "full_top_lr")}
         | {"negation_augmentation": not args.no_negation, "steps_final": steps},
         "selected": {"lr": lr, "lora_r": r, "epochs": round(epochs_at_best, 3), "fold0_step": chosen["step"]},
         "folds": folds_record,
@@ -613,6 +704,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--max-claims", type=int, default=0, help="use only the first N train claims (smoke runs)")
     ap.add_argument("--no-negation", action="store_true", help="skip the claim-negation augmentation")
     ap.add_argument("--class-weights", action="store_true", help="weight the loss by inverse class frequency")
+    ap.add_argument("--antonyms", choices=["none", "support", "double", "both"], default="none",
+                    help="direction-word swap augmentation: SUPPORT -> CONTRADICT pairs ('double': plus the negated "
+                         "swap as SUPPORT; 'both': CONTRADICT -> SUPPORT swaps too)")
+    ap.add_argument("--sc-loss", type=float, default=0.0,
+                    help="weight of an extra SUPPORT-vs-CONTRADICT cross-entropy on the S/C pairs of each batch")
+    ap.add_argument("--select", choices=["macro_f1", "sc_accuracy", "sc_f1"], default="macro_f1",
+                    help="held-out number that picks the checkpoint and the grid point")
+    ap.add_argument("--full-top", type=int, default=0,
+                    help="train the top N encoder layers and the pooler in full (LoRA on the rest); bigger adapter")
+    ap.add_argument("--full-top-lr", type=float, default=1e-4, help="learning rate of the fully trained layers")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = default)")
     args = ap.parse_args(argv)
     args.base = args.base or default_base()

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -74,3 +75,66 @@ def test_cross_fitting_gives_every_claim_an_out_of_fold_prediction(tmp_path: Pat
 
     scorer = load_bundled(device="cpu", adapter_dir=out / "fold-1", calibrate=False)
     assert scorer.score([("a claim", "some evidence")]).shape == (1, 3)
+
+
+def test_antonym_swaps_one_direction_word_outside_hyphenated_names() -> None:
+    from claimscope.verify import train_stance as ts
+
+    assert ts.antonym("Increased CD4 levels lead to lower mortality.") == (
+        "Decreased CD4 levels lead to lower mortality.")
+    assert ts.antonym("X up-regulates Y.") == "X down-regulates Y."
+    assert ts.antonym("AMP-activated protein kinase activation reduces fibrosis.") == (
+        "AMP-activated protein kinase inhibition reduces fibrosis.")
+    assert ts.antonym("Sex determination in Galliformes.") is None
+
+
+def test_antonym_augmentation_labels_and_selection_scores() -> None:
+    from claimscope.verify import train_stance as ts
+
+    corpus = {1: {"doc_id": 1, "title": "t", "abstract": ["Drug A raised B.", "Unrelated.", "Also unrelated."]}}
+    claims = [{"id": 7, "claim": "Drug A increases B.", "cited_doc_ids": [1],
+               "evidence": {"1": [{"label": "SUPPORT", "sentences": [0]}]}},
+              {"id": 8, "claim": "Drug A decreases B.", "cited_doc_ids": [1],
+               "evidence": {"1": [{"label": "CONTRADICT", "sentences": [0]}]}}]
+    pairs = ts.build_pairs(claims, corpus, {}, 1, negation=False, antonyms="double")
+    aug = {(p["claim_id"], p["kind"], p["label"], p["claim"]) for p in pairs if p["kind"] in ts.AUGMENTED}
+    # the supported claim gives a refuted swap and a supported negated swap; the refuted claim gives nothing
+    assert aug == {(7, "antonym", "CONTRADICT", "Drug A decreases B."),
+                   (7, "double_negated", "SUPPORT", "Drug A does not decrease B.")}
+    assert not [p for p in ts.build_pairs(claims, corpus, {}, 1, negation=False) if p["kind"] in ts.AUGMENTED]
+    m = {"macro_f1": 0.5, "support_f1": 0.2, "contradict_f1": 0.4, "rationale_sc_accuracy": 0.7}
+    assert [ts.selection_score(m, s) for s in ("macro_f1", "sc_accuracy")] == [0.5, 0.7]
+    assert abs(ts.selection_score(m, "sc_f1") - 0.3) < 1e-12
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not SCIFACT.exists(), reason="SciFact data not available")
+def test_stance_grid_runs_variants_and_summarises(tmp_path: Path) -> None:
+    out = tmp_path / "grid"
+    tiny = "--max-steps 4 --batch-size 8 --max-eval-pairs 48 --eval-every 2 --max-train-pairs 300"
+    args = ["--scifact", str(SCIFACT), "--base", str(ROOT / ".data" / "minilm"), "--out", str(out), "--device", "cpu",
+            "--work", str(tmp_path / "work"), "--variants", "base,combo", "--threads", "1", "--extra", tiny]
+    subprocess.run([sys.executable, "-P", "verify/stance_grid.py", *args], cwd=ROOT, check=True, timeout=900)
+    rows = json.loads((out / "summary.json").read_text())
+    assert set(rows) == {"shipped", "base", "combo"} and "combo" in (out / "summary.txt").read_text()
+    assert rows["combo"]["status"]["returncode"] == 0 and len(rows["combo"]["history"]) > 0
+    # the device tool returns at most 8 files: OUT holds the summaries and one archive of the run folders
+    assert sorted(f.name for f in out.iterdir()) == ["runs-1.tar", "summary.json", "summary.txt"]
+    with tarfile.open(out / "runs-1.tar") as tar:
+        assert {"base/training.json", "combo/adapter_model.safetensors", "combo/oof.jsonl"} <= set(tar.getnames())
+    work = tmp_path / "work"
+    record = json.loads((work / "combo" / "training.json").read_text())
+    assert record["hyper"]["full_top"] == 1 and record["hyper"]["sc_loss"] == 1.0
+    assert record["data"]["pairs_train"]["kind:antonym"] > 0
+    # the whole top layer is in the file, in fp16: about 5 MB against 2.7 MB for LoRA alone
+    assert 4e6 < (work / "combo" / "adapter_model.safetensors").stat().st_size < 6e6
+    from claimscope.verify.stance import load_bundled
+
+    scorer = load_bundled(device="cpu", adapter_dir=work / "combo", calibrate=False)
+    assert scorer.score([("a claim", "some evidence")]).shape == (1, 3)
+    # a run still going at the deadline is stopped and reported, and the driver says so by its exit status
+    late = subprocess.run([sys.executable, "-P", "verify/stance_grid.py", *args[:4], "--out", str(tmp_path / "late"),
+                           "--device", "cpu", "--threads", "1",
+                           "--variants", "base", "--deadline", "2", "--extra", tiny], cwd=ROOT, timeout=300)
+    rows = json.loads((tmp_path / "late" / "summary.json").read_text())
+    assert late.returncode == 1 and rows["base"]["status"]["stopped_at_deadline"] is True
