@@ -32,8 +32,9 @@ from torch.func import functional_call, stack_module_state, vmap
 from .config import TaskSpec, TrainSpec
 from .dist import DistEnv
 from .model import MultiTaskModel, collate, drop_full_mask
-from .stacked_encoder import StackedEncoder, supports
-from .train import PhaseResult, TaskStream, adamw, autocast, linear_schedule, named_param_groups
+from .stacked_encoder import WORD_EMBEDDINGS, StackedEncoder, supports
+from .stacked_optim import LazyRows, StackedAdamW
+from .train import PhaseResult, TaskStream, autocast, linear_schedule, named_param_groups
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +42,9 @@ logger = logging.getLogger(__name__)
 class StackedModels:
     """K models of identical structure trained as one: `__call__(task, batch)` returns K losses and K logits."""
 
-    def __init__(self, models: list[nn.Module], *, compile_forward: bool = False, use_vmap: bool = False) -> None:
+    def __init__(
+        self, models: list[nn.Module], *, compile_forward: bool = False, use_vmap: bool = False, lazy_rows: bool = False
+    ) -> None:
         if len(models) < 1:
             raise ValueError("StackedModels needs at least one model")
         shapes = [[(n, tuple(p.shape)) for n, p in m.named_parameters()] for m in models]
@@ -58,6 +61,11 @@ class StackedModels:
         config = getattr(getattr(models[0], "encoder", None), "config", None)
         self.explicit_tasks = set() if use_vmap else {n for n, t in self.tasks.items() if supports(config, t)}
         self._encoder = StackedEncoder(config) if self.explicit_tasks else None
+        # lazy_rows: the word-embedding tables are read per batch and updated row-wise (replicate.stacked_optim);
+        # only for stacks whose every task runs the hand-written encoder, which knows how to read them
+        self.rows: LazyRows | None = None
+        if lazy_rows and self.tasks and self.explicit_tasks == set(self.tasks) and WORD_EMBEDDINGS in self.params:
+            self.rows = LazyRows(self.params[WORD_EMBEDDINGS].requires_grad_(False))
         self._forward = self._vmapped
         self._explicit_forward = self._explicit
         if compile_forward:
@@ -66,13 +74,31 @@ class StackedModels:
 
     def train(self, mode: bool = True) -> StackedModels:
         self.template.train(mode)
+        if not mode:
+            self.materialise()
         return self
 
     def parameters(self) -> list[torch.Tensor]:
         return list(self.params.values())
 
     def param_groups(self, weight_decay: float) -> list[dict[str, Any]]:
+        """Decay / no-decay groups of the stacked tensors that get dense gradients (not the lazy rows' table)."""
         return named_param_groups(self.params.items(), weight_decay, stacked=True)
+
+    def optimizer(
+        self, lr: float, spec: TrainSpec, *, compiled: bool = False
+    ) -> StackedAdamW:
+        """AdamW for the K models with each model's gradient clipping inside its step (replicate.stacked_optim)."""
+        return StackedAdamW(
+            self.param_groups(spec.weight_decay), self.n, lr=lr, eps=spec.adam_eps,
+            max_grad_norm=spec.max_grad_norm or None, rows=self.rows, row_weight_decay=spec.weight_decay,
+            compiled=compiled,
+        )
+
+    def materialise(self) -> None:
+        """Make every model's weights current (the lazy rows owe a decay); call before reading the models."""
+        if self.rows is not None:
+            self.rows.materialise()
 
     def _vmapped(
         self, params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor], task: str, batch: dict[str, Any]
@@ -92,9 +118,18 @@ class StackedModels:
     def uses_vmap(self, task: str) -> bool:
         return task not in self.explicit_tasks
 
-    def __call__(self, task: str, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+    def __call__(
+        self, task: str, batch: dict[str, Any], host_ids: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """`host_ids`: the batch's input ids on the host, when `batch` is already on the GPU and lazy rows are on (so
+        finding the batch's rows needs no device sync)."""
         if task in self.explicit_tasks:
-            return self._explicit_forward(self.params, task, batch, self.template.training)  # type: ignore[return-value]
+            params = self.params
+            if self.rows is not None and self.template.training:
+                leaf, row_ids = self.rows.take(batch["input_ids"] if host_ids is None else host_ids)
+                params = {**params, WORD_EMBEDDINGS: leaf}
+                batch = {**batch, "row_ids": row_ids}
+            return self._explicit_forward(params, task, batch, self.template.training)  # type: ignore[return-value]
         return self._forward(self.params, self.buffers, task, batch)
 
 
@@ -173,7 +208,8 @@ def train_phase_stacked(
     n = len(models)
     for m in models:
         m.to(device)
-    stacked = StackedModels(models, compile_forward=spec.compile and device.type == "cuda").train()
+    on_gpu = spec.compile and device.type == "cuda"
+    stacked = StackedModels(models, compile_forward=on_gpu, lazy_rows=True).train()
     micro = min(task.batch_size, spec.per_device_batch or task.batch_size)
     accum = max(1, task.batch_size // micro)
     stream = TaskStream(task, features, micro, accum, seed, env, spec.bucket_size)
@@ -181,8 +217,7 @@ def train_phase_stacked(
     total = max(1, int(round(steps_per_epoch * epochs)))
     if spec.max_steps is not None:
         total = min(total, spec.max_steps)
-    params = stacked.parameters()
-    opt = adamw(stacked.param_groups(spec.weight_decay), lr, spec, device)
+    opt = stacked.optimizer(lr, spec, compiled=on_gpu)
     sched = linear_schedule(opt, total, spec.warmup_ratio)
     torch.manual_seed(seed)
     results = [PhaseResult() for _ in range(n)]
@@ -194,16 +229,15 @@ def train_phase_stacked(
             feats = stream.next()
             batch = collate(feats, pad_id)
             n_tokens = int(batch["attention_mask"].sum())
+            host_ids = batch["input_ids"]
             batch = {k: v.to(device, non_blocking=True) for k, v in drop_full_mask(batch).items()}
             with autocast(spec, device):
-                losses, _ = stacked(task.name, batch)
+                losses, _ = stacked(task.name, batch, host_ids)
             (losses.sum() / accum).backward()
             for r in results:
                 r.examples += len(feats)
                 r.tokens += n_tokens
-        if spec.max_grad_norm:
-            clip_per_model(params, spec.max_grad_norm, n)
-        opt.step()
+        opt.step()  # clips each model's gradients to spec.max_grad_norm first
         sched.step()
         opt.zero_grad(set_to_none=True)
         for r in results:
@@ -223,6 +257,7 @@ def train_phase_stacked(
                     results[i].best_epoch = len(results[i].dev_scores)
                     best[i] = (score, {k: v.detach().cpu().clone() for k, v in m.state_dict().items()})
             stacked.train(True)
+    stacked.materialise()
     if device.type == "cuda":
         torch.cuda.synchronize()
     seconds = time.perf_counter() - t0

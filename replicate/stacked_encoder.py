@@ -21,6 +21,7 @@ from .config import TaskSpec
 from .model import span_logits
 
 ENCODER = "encoder."
+WORD_EMBEDDINGS = ENCODER + "embeddings.word_embeddings.weight"
 KINDS = ("classification", "multiple_choice", "qa", "tagging")
 
 
@@ -36,32 +37,41 @@ def supports(config: Any, task: TaskSpec) -> bool:
     )
 
 
-class _StackedLinear(torch.autograd.Function):
-    """x [K, N, in] @ w[K, out, in]^T + b[K, out] -> [K, N, out]: one batched matmul for the K models.
+class _StackedMatmul(torch.autograd.Function):
+    """x [K, N, in] @ w[K, out, in]^T -> [K, N, out]: one batched matmul for the K models.
 
     Written as a Function for its backward: autograd through `bmm(x, w.transpose(1, 2))` yields the weight gradient
     in the transposed layout, and turning that into the weight's own layout was a strided copy of every weight
     gradient each step (32 ms of a 229 ms step for 8 XLM-R large models, profiled on the H200). Here the weight
-    gradient is computed as dy^T @ x, already [K, out, in]."""
+    gradient is computed as dy^T @ x, already [K, out, in], and on CUDA written straight in the weight's dtype (fp32)
+    by the matmul rather than by a cast of its bf16 result."""
 
     @staticmethod
     @torch.amp.custom_fwd(device_type="cuda")
-    def forward(ctx: Any, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    def forward(ctx: Any, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         dtype = torch.get_autocast_dtype(x.device.type) if torch.is_autocast_enabled(x.device.type) else x.dtype
-        x, w, b = x.to(dtype), w.to(dtype), b.to(dtype)
+        ctx.w_dtype = w.dtype
+        x, w = x.to(dtype), w.to(dtype)
         ctx.save_for_backward(x, w)
-        return torch.baddbmm(b.unsqueeze(1), x, w.transpose(1, 2))
+        return torch.bmm(x, w.transpose(1, 2))
 
     @staticmethod
     @torch.amp.custom_bwd(device_type="cuda")
-    def backward(ctx: Any, dy: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def backward(ctx: Any, dy: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x, w = ctx.saved_tensors
         dy = dy.to(x.dtype)
-        return torch.bmm(dy, w), torch.bmm(dy.transpose(1, 2), x), dy.sum(1)
+        if dy.is_cuda and x.dtype != ctx.w_dtype:
+            dw = torch.bmm(dy.transpose(1, 2), x, out_dtype=ctx.w_dtype)
+        else:
+            dw = torch.bmm(dy.transpose(1, 2), x)
+        return torch.bmm(dy, w), dw
 
 
 def _linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    return _StackedLinear.apply(x, w, b)  # type: ignore[no-any-return]
+    """The bias is added outside the matmul so that, compiled, the add fuses into whatever element-wise work follows
+    (dropout, residual, LayerNorm, GELU) instead of `baddbmm` first writing the broadcast bias into its output."""
+    y = _StackedMatmul.apply(x, w)
+    return y + b.to(y.dtype).unsqueeze(1)
 
 
 def _layer_norm(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, eps: float) -> torch.Tensor:
@@ -86,12 +96,16 @@ class StackedEncoder:
         self.p_hidden = config.hidden_dropout_prob
         self.p_attn = config.attention_probs_dropout_prob
 
-    def embed(self, p: dict[str, torch.Tensor], ids: torch.Tensor, training: bool) -> torch.Tensor:
+    def embed(
+        self, p: dict[str, torch.Tensor], ids: torch.Tensor, training: bool, row_ids: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """`row_ids`: where each token's row sits in p[WORD_EMBEDDINGS] when that holds only the batch's rows
+        (replicate.stacked_optim.LazyRows) rather than the whole table."""
         pre = ENCODER + "embeddings."
         real = ids.ne(self.pad)
         # positions count real tokens from pad + 1 (transformers' create_position_ids_from_input_ids)
         positions = torch.cumsum(real.int(), dim=1) * real + self.pad
-        words = _lookup(p[pre + "word_embeddings.weight"], ids)
+        words = _lookup(p[WORD_EMBEDDINGS], ids if row_ids is None else row_ids)
         pos = _lookup(p[pre + "position_embeddings.weight"], positions)
         # nn.Embedding(padding_idx=pad) keeps the padding rows' gradient at zero; here padding positions are masked as
         # keys and unused by every head's loss, so no gradient reaches those rows either (tested)
@@ -125,12 +139,13 @@ class StackedEncoder:
         return _layer_norm(h + x, p[pre + "output.LayerNorm.weight"], p[pre + "output.LayerNorm.bias"], self.eps)
 
     def encode(
-        self, p: dict[str, torch.Tensor], ids: torch.Tensor, mask: torch.Tensor | None, training: bool
+        self, p: dict[str, torch.Tensor], ids: torch.Tensor, mask: torch.Tensor | None, training: bool,
+        row_ids: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Last hidden states [K, B, L, D] of the K encoders for the shared batch `ids` [B, L]."""
-        k = p[ENCODER + "embeddings.word_embeddings.weight"].shape[0]
+        k = p[WORD_EMBEDDINGS].shape[0]
         b, length = ids.shape
-        x = self.embed(p, ids, training)
+        x = self.embed(p, ids, training, row_ids)
         attn_mask = None
         if mask is not None:  # keys that are padding get no attention; [K·B, 1, 1, L] broadcast over heads and queries
             attn_mask = mask.bool().view(1, b, 1, 1, length).expand(k, b, 1, 1, length).reshape(k * b, 1, 1, length)
@@ -141,13 +156,14 @@ class StackedEncoder:
     def __call__(
         self, p: dict[str, torch.Tensor], task: TaskSpec, batch: dict[str, torch.Tensor], training: bool
     ) -> tuple[torch.Tensor | None, torch.Tensor]:
-        ids, mask = batch["input_ids"], batch.get("attention_mask")
+        ids, mask, row_ids = batch["input_ids"], batch.get("attention_mask"), batch.get("row_ids")
         n_choices = 0
         if task.kind == "multiple_choice":
             bsz, n_choices, length = ids.shape
             ids = ids.reshape(bsz * n_choices, length)
             mask = mask.reshape(bsz * n_choices, length) if mask is not None else None
-        h = self.encode(p, ids, mask, training)
+            row_ids = row_ids.reshape(bsz * n_choices, length) if row_ids is not None else None
+        h = self.encode(p, ids, mask, training, row_ids)
         k = h.shape[0]
         pre = f"heads.{task.name}."
         if task.kind in ("classification", "multiple_choice"):
