@@ -12,6 +12,10 @@ tokens and extractive QA at 384 tokens, through the replicate package's own mode
                the N models, each cell its own batch of 32, its own AdamW state and gradient clipping); aggregate rate.
                XLM-R runs through replicate.stacked_encoder (batched matmuls, fused attention over the merged batch);
                `stacked+vmap` forces the generic vmapped step (plain matmul attention) for comparison
+- ddp:         one optimised cell on N GPUs through the pipeline's DDP path (torchrun of this script, NCCL; gloo
+               on CPU): as replicate.train.train_phase does, the recipe's batch of 32 is the effective batch, split over
+               the ranks (16 per GPU on 2), the encoder compiled inside DDP; aggregate rate, MFU per GPU.
+               `ddp+perrank`: every rank takes the whole batch (effective N x 32: not the recipe, the GPUs' ceiling)
 
 A mode may carry variant flags: `optimised+cg` (CUDA graphs: compile mode reduce-overhead), `+nomask` (no attention
 mask: exact when a batch has no padding, which length bucketing makes common), `+noclip` (no gradient clipping;
@@ -22,6 +26,8 @@ Writes JSON to $OUT (if set) else benchmarks/results/, and prints a table. `--sm
 
     python benchmarks/replicate_throughput.py            # on the H200, < 8 minutes
     python benchmarks/replicate_throughput.py --smoke     # anywhere, seconds
+    python benchmarks/replicate_throughput.py --seconds 4 \
+        --cases xlm-roberta-large:cls:optimised:1,xlm-roberta-large:cls:ddp:2   # 1 GPU vs DDP on 2 GPUs
 """
 
 from __future__ import annotations
@@ -31,6 +37,8 @@ import datetime as dt
 import gc
 import json
 import os
+import signal
+import socket
 import subprocess
 import sys
 import time
@@ -121,9 +129,12 @@ def measure(
     ready_file: str | None = None,
     profile: bool = False,
     stack: int = 1,
+    dist_env: Any = None,
 ) -> dict[str, Any]:
     """Train steps on random tokens for `seconds` after `warmup` steps; returns the rates. `stack` > 1: that many
-    models (grid cells) trained as one batched model, each on its own batch of `batch` sequences."""
+    models (grid cells) trained as one batched model, each on its own batch of `batch` sequences. `dist_env`
+    (replicate.dist.DistEnv of a torchrun rank): the model in DDP as train_phase wraps it, `batch` sequences per rank;
+    the ranks start timing together and stop at the same step."""
     import torch
 
     from replicate.config import TaskSpec, TrainSpec
@@ -163,8 +174,14 @@ def measure(
         if spec.compile:
             model.encoder = torch.compile(model.encoder, mode=compile_mode)  # type: ignore[assignment]
         opt = make_optimizer(model, 1e-5, spec, dev)
+    ddp = dist_env is not None and dist_env.enabled
+    train_model = stacked or model
+    if ddp:  # after compiling the encoder, as the pipeline does (Runner._maybe_compile, then train_phase)
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        train_model = DDP(model, device_ids=[dev.index] if dev.type == "cuda" else None)
     vocab = SIZES[model_name]["vocab"]
-    g = torch.Generator(device="cpu").manual_seed(1)
+    g = torch.Generator(device="cpu").manual_seed(1 + (dist_env.rank if ddp else 0))
     ids = torch.randint(5, vocab, (batch, seq_len), generator=g).to(dev)
     batch_t = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
     if "nomask" in flags:
@@ -185,7 +202,7 @@ def measure(
         if graphs:
             torch.compiler.cudagraph_mark_step_begin()
         with autocast(spec, dev):
-            loss, _ = (stacked or model)(task_key, batch_t)
+            loss, _ = train_model(task_key, batch_t)
         loss.sum().backward()
         if stacked is None:
             clip_and_step(opt, params, 1.0 if clip else None)  # the pipeline's own clip + step
@@ -209,6 +226,8 @@ def measure(
     if go_file:
         while not Path(go_file).exists():
             time.sleep(0.01)
+    if ddp:
+        torch.distributed.barrier()
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
     steps, t0 = 0, time.perf_counter()
@@ -217,7 +236,12 @@ def measure(
         steps += 1
         if steps % 4 == 0:
             sync()
-            if time.perf_counter() - t0 >= seconds:
+            done = time.perf_counter() - t0 >= seconds
+            if ddp:  # every rank must stop at the same step, or the other one waits in its all-reduce for ever
+                flag = torch.tensor([float(done)], device=dev)
+                torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+                done = bool(flag.item())
+            if done:
                 break
     sync()
     elapsed = time.perf_counter() - t0
@@ -231,6 +255,7 @@ def measure(
         "batch": batch,
         "mode": mode,
         "processes": 1,
+        "rank": dist_env.rank if ddp else 0,
         "stacked_models": stack,
         "stack_path": None if stacked is None else ("vmap" if stacked.uses_vmap(task_key) else "stacked_encoder"),
         "steps": steps,
@@ -351,6 +376,108 @@ def shared(
     }
 
 
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def run_group(cmd: list[str], env: dict[str, str], timeout: float) -> subprocess.CompletedProcess[str]:
+    """Run `cmd` (torchrun) in its own process group; on timeout kill the whole group, ranks included (killing only
+    torchrun would leave its ranks holding the GPUs)."""
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)  # fmt: skip
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        raise RuntimeError(f"torchrun ran past {timeout:.0f} s and was killed: {err[-1500:]}") from None
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+
+
+def dist_env() -> dict[str, str]:
+    """The environment for torchrun: this repo importable, NVLink multicast kept off (the GPU host's rule)."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    for k, v in (("NCCL_NVLS_ENABLE", "0"), ("TORCH_SYMM_MEM_DISABLE_MULTICAST", "1"), ("NVSHMEM_DISABLE_NVLS", "1")):
+        env.setdefault(k, v)
+    return env
+
+
+def ddp(
+    model_name: str, task_key: str, n: int, args: argparse.Namespace, seq_len: int, workdir: Path, mode: str = "ddp"
+) -> dict[str, Any]:
+    """One cell on `n` ranks through DDP: `torchrun --nproc_per_node n` of this script; rank 0 writes every rank's
+    result. `ddp`: the recipe's effective batch (`--batch`) split over the ranks as train_phase splits it;
+    `ddp+perrank`: `--batch` on every rank."""
+    per_rank = args.batch if "perrank" in mode.split("+") else max(1, args.batch // n)
+    result = workdir / f"ddp-{model_name}-{task_key}-{n}.json"
+    result.unlink(missing_ok=True)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(n), "--master_addr", "127.0.0.1"]
+    cmd += ["--master_port", str(_free_port()), str(Path(__file__).resolve()), "--worker-mode", mode]
+    cmd += ["--worker", model_name, task_key, "--seq-len", str(seq_len), "--batch", str(per_rank)]
+    cmd += ["--seconds", str(args.seconds), "--warmup", str(args.warmup), "--device", args.device]
+    cmd += ["--result", str(result)]
+    cmd += ["--no-compile"] if args.no_compile else ["--compile-mode", args.compile_mode]
+    proc = run_group(cmd, dist_env(), args.worker_timeout)
+    if proc.returncode != 0 or not result.exists():
+        errors = [line for line in proc.stderr.splitlines() if "Error" in line][-3:]  # the rank's own error first
+        raise RuntimeError(f"torchrun x{n} exited {proc.returncode}: {' | '.join(errors)} ... {proc.stderr[-1000:]}")
+    workers = json.loads(result.read_text())
+    result.unlink()
+    seq_s = sum(r["steps"] * r["batch"] / r["elapsed_s"] for r in workers)
+    global_batch = per_rank * n
+    first = workers[0]
+    return {
+        "model": model_name,
+        "task": task_key,
+        "seq_len": seq_len,
+        "batch": global_batch,
+        "batch_per_rank": per_rank,
+        "mode": mode,
+        "processes": n,
+        "devices": n,
+        "backend": "nccl" if args.device.startswith("cuda") else "gloo",
+        "steps": first["steps"],
+        "elapsed_s": first["elapsed_s"],
+        "warmup_s": max(r["warmup_s"] for r in workers),
+        "seq_per_s": round(seq_s, 1),
+        "tokens_per_s": round(seq_s * seq_len),
+        "step_ms": round(1000 * first["elapsed_s"] / first["steps"], 2),
+        "mfu": _sig(seq_s / global_batch * _flops_per_step(model_name, seq_len, global_batch) / (n * args.peak)),
+        "precision": first["precision"],
+        "attn": first["attn"],
+        "compile": first["compile"],
+        "workers": workers,
+        "peak_mem_gb": max((r.get("peak_mem_gb") or 0) for r in workers) or None,
+    }
+
+
+def _ddp_worker(args: argparse.Namespace) -> int:
+    """One torchrun rank of `ddp`: measure in step with the other ranks; rank 0 writes all ranks' results."""
+    import torch
+
+    from replicate.dist import init_distributed, shutdown
+
+    env = init_distributed(args.device)
+    try:
+        model_name, task_key = args.worker
+        r = measure(
+            model_name, task_key, args.worker_mode, batch=args.batch, seq_len=args.seq_len, seconds=args.seconds,
+            warmup=args.warmup, device=str(env.device), compile_model=not args.no_compile,
+            compile_mode=args.compile_mode, dist_env=env,
+        )  # fmt: skip
+        r["processes"] = env.world
+        rows: list[Any] = [None] * env.world
+        torch.distributed.all_gather_object(rows, r)
+        if env.is_main:
+            Path(args.result).write_text(json.dumps(rows))
+        torch.distributed.barrier()
+    finally:
+        shutdown(env)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--smoke", action="store_true", help="tiny model on CPU, a few seconds (tests)")
@@ -374,11 +501,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seq-len", type=int, default=None, help=argparse.SUPPRESS)
     p.add_argument("--go", default=None, help=argparse.SUPPRESS)
     p.add_argument("--ready", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--result", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     import torch
 
     if args.device is None:
         args.device = "cuda" if torch.cuda.is_available() and not args.smoke else "cpu"
+    if args.worker and args.worker_mode.split("+")[0] == "ddp":
+        rc = _ddp_worker(args)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        # the results are written: skip interpreter teardown, where a gloo rank on the CPU sometimes aborts
+        # ("terminate called without an active exception", ~1 run in 12 under load; torch 2.x)
+        os._exit(rc)
     if args.worker:
         model_name, task_key = args.worker
         r = measure(
@@ -446,6 +581,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             if mode.split("+")[0] == "shared":
                 rows.append(shared(model_name, task_key, n, args, L, out_dir, mode))
+            elif mode.split("+")[0] == "ddp":
+                rows.append(ddp(model_name, task_key, n, args, L, out_dir, mode))
             else:
                 stack = n if mode.split("+")[0] == "stacked" else 1
                 r = measure(
@@ -475,9 +612,13 @@ def main(argv: list[str] | None = None) -> int:
     naive = {(r["model"], r["task"]): r["seq_per_s"] for r in rows if r["mode"] == "naive"}
     for r in rows:
         r.pop("profile", None)
+    one_gpu = {(r["model"], r["task"]): r["seq_per_s"] for r in rows if r["mode"] == "optimised"}
     for r in rows:
         base = naive.get((r["model"], r["task"]))
         r["speedup_vs_naive"] = round(r["seq_per_s"] / base, 2) if base else None
+        if r["mode"].split("+")[0] == "ddp":
+            single = one_gpu.get((r["model"], r["task"]))
+            r["scaling_vs_optimised"] = round(r["seq_per_s"] / single, 3) if single else None
         if args.smoke:
             r["smoke"] = True
     doc = {
@@ -524,7 +665,9 @@ def _progress(r: dict[str, Any] | None) -> None:
 
 
 def _cells(r: dict[str, Any]) -> int:
-    """Grid cells training at once: processes sharing the GPU, or models stacked into one."""
+    """Grid cells training at once: processes sharing the GPU, or models stacked into one (DDP: one cell)."""
+    if r.get("devices", 1) > 1:
+        return 1
     return r.get("processes", 1) * r.get("stacked_models", 1)
 
 
@@ -541,6 +684,14 @@ def format_table(doc: dict[str, Any]) -> str:
             f"{r['model']:<18} {r['task']:<4} {r['seq_len']:>4} {r['mode']:<24} {_cells(r):>5} "
             f"{r['seq_per_s']:>9.1f} {r['tokens_per_s']:>10,} {r['mfu']:>6.1%} {r['speedup_vs_naive'] or 0:>7.2f}"
         )
+    for r in doc["results"]:
+        if r.get("devices", 1) > 1:
+            scale = r.get("scaling_vs_optimised")
+            vs = f"; {scale:.2f}x optimised on 1 device ({scale / r['devices']:.0%} efficiency)" if scale else ""
+            lines.append(
+                f"{r['mode']} {r['model']} {r['task']}: {r['devices']} {r['backend']} ranks x {r['batch_per_rank']} "
+                f"= batch {r['batch']}, {r['step_ms']} ms/step (MFU per device){vs}"
+            )
     for s in doc["skipped"]:
         lines.append(f"skipped: {s}")
     lines.append(f"wall time {doc['wall_seconds']} s")
