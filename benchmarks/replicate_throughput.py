@@ -129,6 +129,7 @@ def measure(
     ready_file: str | None = None,
     profile: bool = False,
     stack: int = 1,
+    active_share: float = 0.25,
     dist_env: Any = None,
 ) -> dict[str, Any]:
     """Train steps on random tokens for `seconds` after `warmup` steps; returns the rates. `stack` > 1: that many
@@ -154,6 +155,7 @@ def measure(
         precision="fp32" if naive else "bf16",
         fused_adamw=base_mode != "naive-eager",
         compile=compile_model and not naive,
+        max_grad_norm=0.0 if "noclip" in flags else 1.0,
     )
     if dev.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = False  # fp32 means fp32 (PyTorch's default)
@@ -167,9 +169,14 @@ def measure(
             models.append(build_model(encoder, [task]))
     model = models[0]
     model.to(dev).train()
+    old_optim = "torchadam" in flags or "vmap" in flags
     if stack > 1:  # K cells as one batched model (replicate.stacked), the whole forward compiled
-        stacked = StackedModels(models, compile_forward=spec.compile, use_vmap="vmap" in flags).train()
-        opt = adamw(stacked.param_groups(spec.weight_decay), 1e-5, spec, dev)
+        stacked = StackedModels(models, compile_forward=spec.compile, use_vmap="vmap" in flags,
+                                lazy_rows=not old_optim).train()  # fmt: skip
+        if old_optim:  # session 3's step: torch's fused AdamW after clip_per_model, dense embedding gradients
+            opt = adamw(stacked.param_groups(spec.weight_decay), 1e-5, spec, dev)
+        else:
+            opt = stacked.optimizer(1e-5, spec, compiled=spec.compile and dev.type == "cuda")
     else:
         if spec.compile:
             model.encoder = torch.compile(model.encoder, mode=compile_mode)  # type: ignore[assignment]
@@ -191,8 +198,16 @@ def measure(
         batch_t["end_positions"] = torch.randint(0, seq_len, (batch,), generator=g).to(dev)
     else:
         batch_t["labels"] = torch.randint(0, 3, (batch,), generator=g).to(dev)
+    host_ids = ids.cpu()
+    active_rows = 0
     if stacked is not None:
         batch_t = drop_full_mask(batch_t)  # as train_phase_stacked does: no padding, no mask, fastest attention kernel
+        if stacked.rows is not None:
+            # a real run's active set (rows any batch has touched) is more than one batch's: activate a share of the
+            # vocabulary up front so every step pays the row updates a long run would
+            stacked.rows.activate(torch.randperm(vocab, generator=g)[: int(active_share * vocab)])
+            stacked.rows.activate(torch.unique(host_ids))
+            active_rows = stacked.rows.n_active
     params = stacked.parameters() if stacked else [p for p in model.parameters() if p.requires_grad]
 
     clip = "noclip" not in flags
@@ -202,14 +217,14 @@ def measure(
         if graphs:
             torch.compiler.cudagraph_mark_step_begin()
         with autocast(spec, dev):
-            loss, _ = train_model(task_key, batch_t)
+            loss, _ = stacked(task_key, batch_t, host_ids) if stacked is not None else train_model(task_key, batch_t)
         loss.sum().backward()
         if stacked is None:
             clip_and_step(opt, params, 1.0 if clip else None)  # the pipeline's own clip + step
         else:
-            if clip:
+            if clip and old_optim:
                 clip_per_model(params, 1.0, stack)
-            opt.step()
+            opt.step()  # StackedAdamW clips inside (spec.max_grad_norm)
         opt.zero_grad(set_to_none=True)
 
     def sync() -> None:
@@ -268,6 +283,8 @@ def measure(
         "compile_mode": compile_mode if spec.compile else None,
         "attention_mask": "nomask" not in flags,
         "grad_clip": clip,
+        "optimizer": None if stacked is None else ("torch AdamW + clip_per_model" if old_optim else "StackedAdamW"),
+        "active_rows": active_rows or None,
         "profile": prof_text,
         "peak_mem_gb": round(torch.cuda.max_memory_allocated(dev) / 2**30, 2) if dev.type == "cuda" else None,
     }
@@ -486,6 +503,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warmup", type=int, default=6, help="untimed steps first (compile happens here)")
     p.add_argument("--device", default=None)
     p.add_argument("--no-compile", action="store_true")
+    p.add_argument("--active-share", type=float, default=0.25,
+                   help="stacked: share of the vocabulary whose embedding rows are active (updated every step) from "
+                        "the start, standing in for a long run's active set")
     p.add_argument("--compile-mode", default="default", help="torch.compile mode (e.g. reduce-overhead = CUDA graphs)")
     p.add_argument("--budget", type=float, default=330.0, help="start no new run after this many seconds")
     p.add_argument(
@@ -527,6 +547,7 @@ def main(argv: list[str] | None = None) -> int:
             device=args.device,
             compile_model=not args.no_compile,
             compile_mode=args.compile_mode,
+            active_share=args.active_share,
             go_file=args.go,
             ready_file=args.ready,
         )
@@ -556,6 +577,7 @@ def main(argv: list[str] | None = None) -> int:
             device=args.device,
             compile_model=not args.no_compile,
             compile_mode=args.compile_mode,
+            active_share=args.active_share,
             profile=True,
             stack=int(n[0]) if n else 1,
         )
@@ -596,6 +618,7 @@ def main(argv: list[str] | None = None) -> int:
                     device=args.device,
                     compile_model=not args.no_compile,
                     compile_mode=args.compile_mode,
+            active_share=args.active_share,
                     stack=stack,
                 )
                 rows.append(_rates(r, _flops_per_step(model_name, L, args.batch), args.peak))
