@@ -675,6 +675,47 @@ def cross_fit(args: argparse.Namespace) -> dict:
     return record
 
 
+def one_fold(args: argparse.Namespace) -> dict:
+    """Fold `--only-fold` of `--folds` K cross-fitting, blind: train on the other folds' claims for `--fold-epochs`
+    epochs (no checkpoint selection, no look at the fold's claims), then predict the fold's held-out pairs. Writes
+    OUT/fold-K/ (the adapter) and OUT/oof-fold-K.jsonl. The K folds can run as separate processes at once (one run of
+    this small model leaves a GPU mostly idle); `fit_aggregator --fold-adapters` then scores every train claim with an
+    adapter that never saw it."""
+    import torch
+    from transformers import AutoTokenizer
+
+    t0 = time.time()
+    seed_everything(args.seed)
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    claims, all_pairs = load_pairs(args)
+    folds = fold_of(claims, args.folds, args.seed)
+    k = args.only_fold
+    tok = AutoTokenizer.from_pretrained(args.base)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    train_pairs = balance([p for p in all_pairs if folds[p["claim_id"]] != k], args.neutral_ratio, args.seed)
+    held = [p for p in all_pairs if folds[p["claim_id"]] == k and p["kind"] not in AUGMENTED]
+    spe = math.ceil(len(train_pairs) / args.batch_size)
+    steps = max(1, round(args.fold_epochs * spe))
+    run = fit(args, tok, device, train_pairs, [], args.lr[0], args.lora_r[0], steps, steps, t0)
+    probs = predict(run["model"], tok, held, args.max_len, device, args.batch_size * 2)
+    save_adapter(run["model"], out / f"fold-{k}", half=bool(args.full_top))
+    with open(out / f"oof-fold-{k}.jsonl", "w", encoding="utf-8") as f:
+        for pr, pr_probs in zip(held, probs, strict=True):
+            f.write(json.dumps({"claim_id": pr["claim_id"], "fold": k, "doc_id": pr["doc_id"],
+                                "sentences": pr["sentences"], "kind": pr["kind"], "label": pr["label"],
+                                "probs": [round(float(x), 6) for x in pr_probs]}) + "\n")
+    sentence = [i for i, p in enumerate(held) if len(p["sentences"]) == 1]
+    record = {"fold": k, "folds": args.folds, "seed": args.seed, "steps": steps, "pairs_train": len(train_pairs),
+              "claims": sorted(c for c, f in folds.items() if f == k),
+              "heldout_sentence_pairs": metrics(probs[sentence], [held[i] for i in sentence]),
+              "seconds": round(time.time() - t0, 1)}
+    (out / f"fold-{k}" / "fold.json").write_text(json.dumps(record, indent=1), encoding="utf-8")
+    logger.info("fold %d of %d: %d steps, held-out %s", k, args.folds, steps,
+                {n: round(v, 4) for n, v in record["heldout_sentence_pairs"].items()})
+    return record
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--scifact", required=True, help="folder with corpus.jsonl and claims_train.jsonl")
@@ -691,6 +732,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--eval-every", type=int, default=0, help="evaluate every N steps (0 = once per epoch)")
     ap.add_argument("--lora-r", type=lambda v: [int(x) for x in v.split(",")], default=[16],
                     help="LoRA rank, or comma-separated ranks (with --folds: tried on fold 0); alpha = 2 x rank")
+    ap.add_argument("--only-fold", type=int, default=None,
+                    help="with --folds K: train just this fold, blind, for --fold-epochs epochs (see one_fold)")
+    ap.add_argument("--fold-epochs", type=float, default=4.0,
+                    help="with --only-fold: epochs of the fold's training (the shipped run's selected epoch)")
     ap.add_argument("--folds", type=int, default=0,
                     help="K-fold cross-fitting: out-of-fold predictions for every train claim (from K adapters, "
                          "kept in OUT/fold-K/ for fitting the aggregator), then the shipped adapter on all claims")
@@ -724,7 +769,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     args = parse_args(argv)
-    cross_fit(args) if args.folds else train(args)
+    if args.folds and args.only_fold is not None:
+        one_fold(args)
+    else:
+        cross_fit(args) if args.folds else train(args)
     return 0
 
 

@@ -138,3 +138,21 @@ def test_stance_grid_runs_variants_and_summarises(tmp_path: Path) -> None:
                            "--variants", "base", "--deadline", "2", "--extra", tiny], cwd=ROOT, timeout=300)
     rows = json.loads((tmp_path / "late" / "summary.json").read_text())
     assert late.returncode == 1 and rows["base"]["status"]["stopped_at_deadline"] is True
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not SCIFACT.exists(), reason="SciFact data not available")
+def test_one_fold_trains_blind_on_the_other_folds(tmp_path: Path) -> None:
+    out = tmp_path / "folds"
+    base = ["--scifact", str(SCIFACT), "--out", str(out), "--folds", "3", "--max-claims", "18", "--fold-epochs", "0.5",
+            "--batch-size", "8", "--device", "cpu", "--lr", "1e-3", "--lora-r", "4"]
+    for k in (0, 2):
+        subprocess.run([sys.executable, "-P", "verify/train_stance.py", *base, "--only-fold", str(k)], cwd=ROOT,
+                       check=True, timeout=900)
+    records = [json.loads((out / f"fold-{k}" / "fold.json").read_text()) for k in (0, 2)]
+    # the folds partition the claims; each fold's predictions cover exactly its own claims
+    assert not set(records[0]["claims"]) & set(records[1]["claims"]) and len(records[0]["claims"]) == 6
+    for k, rec in zip((0, 2), records, strict=True):
+        rows = [json.loads(line) for line in (out / f"oof-fold-{k}.jsonl").read_text().splitlines()]
+        assert {r["claim_id"] for r in rows} == set(rec["claims"]) and all(r["fold"] == k for r in rows)
+        assert rec["steps"] >= 1 and (out / f"fold-{k}" / "adapter_model.safetensors").exists()
