@@ -115,7 +115,11 @@ def score(verifier, rows: list[dict], corpus: Mapping[int, Mapping], retriever: 
     out: dict[int, sp.ClaimScores] = {}
     try:
         for adapter, ids in folds.items():
-            verifier.scorer = load_scorer(f"bundled@{adapter}", precision=verifier.settings.stance_precision)
+            verifier.scorer = load_scorer(f"bundled@{adapter}", precision=verifier.settings.stance_precision,
+                                          calibrate=False)
+            # the shipped adapter's calibration map, as dev and the product apply it: the fold adapters have no
+            # calibrator of their own, and raw probabilities here would put train and dev features on other scales
+            verifier.scorer.calibrator = shipped.calibrator
             out |= sp.score_claims(verifier, [r for r in rows if int(r["id"]) in ids], corpus, retriever=retriever)
     finally:
         verifier.scorer = shipped
@@ -160,8 +164,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     corpus = sf.read_corpus(args.scifact / "corpus.jsonl")
     training = json.loads((MODELS / "stance-minilm-lora" / "training.json").read_text())
     folds = read_folds(args.fold_adapters) if args.fold_adapters else None
+    held_out = training.get("data", {}).get("holdout_claim_ids")
+    if not folds and not args.all_train and held_out is None:
+        from claimscope.errors import ClaimscopeError
+
+        raise ClaimscopeError(str(MODELS / "stance-minilm-lora" / "training.json"),
+                              "the shipped stance adapter trained on every train claim (no held-out fold): fit with "
+                              "--fold-adapters FILE (out-of-fold adapters, see verify/models/README.md)")
     keep = (set().union(*folds.values()) if folds else None if args.all_train
-            else {int(i) for i in training["data"]["holdout_claim_ids"]})
+            else {int(i) for i in held_out})
     train = [r for r in sf.read_jsonl_rows(args.scifact / "claims_train.jsonl")
              if r.get("cited_doc_ids") and (keep is None or int(r["id"]) in keep)]
     dev = [r for r in sf.read_jsonl_rows(args.scifact / "claims_dev.jsonl") if r.get("cited_doc_ids")]

@@ -698,6 +698,22 @@ def one_fold(args: argparse.Namespace) -> dict:
     spe = math.ceil(len(train_pairs) / args.batch_size)
     steps = max(1, round(args.fold_epochs * spe))
     run = fit(args, tok, device, train_pairs, [], args.lr[0], args.lora_r[0], steps, steps, t0)
+    if k < 0:  # the shipped adapter: every train claim, the folds' recipe; its oof.jsonl is the folds' merged
+        save_adapter(run["model"], out, half=bool(args.full_top))
+        record = {
+            **provenance(args, device, out / "adapter_model.safetensors"),
+            "data": {"source": "SciFact claims_train.jsonl + corpus.jsonl (train only)", "claims_train": len(claims),
+                     "folds": args.folds, "claim_fold": {str(c): f for c, f in sorted(folds.items())},
+                     "pairs_final_train": len(train_pairs)},
+            "hyper": {n: getattr(args, n) for n in ("batch_size", "lr", "max_len", "lora_r", "lora_dropout",
+                                                    "neutral_ratio", "hard_neg_docs", "hard_neg_sents", "antonyms",
+                                                    "full_top", "full_top_lr", "fold_epochs")}
+            | {"negation_augmentation": not args.no_negation, "steps_final": steps},
+            "seconds": round(time.time() - t0, 1),
+        }
+        (out / "training.json").write_text(json.dumps(record, indent=2), encoding="utf-8")
+        logger.info("final adapter on all %d train claims: %d steps", len(claims), steps)
+        return record
     probs = predict(run["model"], tok, held, args.max_len, device, args.batch_size * 2)
     save_adapter(run["model"], out / f"fold-{k}", half=bool(args.full_top))
     with open(out / f"oof-fold-{k}.jsonl", "w", encoding="utf-8") as f:
@@ -733,7 +749,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--lora-r", type=lambda v: [int(x) for x in v.split(",")], default=[16],
                     help="LoRA rank, or comma-separated ranks (with --folds: tried on fold 0); alpha = 2 x rank")
     ap.add_argument("--only-fold", type=int, default=None,
-                    help="with --folds K: train just this fold, blind, for --fold-epochs epochs (see one_fold)")
+                    help="with --folds K: train just this fold, blind, for --fold-epochs epochs (see one_fold); -1: "
+                         "the shipped adapter on every train claim with the same recipe")
     ap.add_argument("--fold-epochs", type=float, default=4.0,
                     help="with --only-fold: epochs of the fold's training (the shipped run's selected epoch)")
     ap.add_argument("--folds", type=int, default=0,
