@@ -193,6 +193,10 @@ def decide(claim: Claim, hits: list[ScoredHit], papers: dict[str, Paper], aggreg
     label = LABELS[int(np.argmax(probs))]
 
     numbers, number_details = _numbers_check(claim.text, by_key[primary])
+    if label == Label.SUPPORTED and numbers.status == "mismatch":
+        probs, label, why = _numbers_override(probs, papers[primary].partial if primary in papers else False)
+        differs = next((d for d in number_details if "differs" in d), number_details[0] if number_details else "")
+        warnings.append(f"{why}: {differs}")
     for other in family:
         if other == primary:
             continue
@@ -229,6 +233,21 @@ def decide(claim: Claim, hits: list[ScoredHit], papers: dict[str, Paper], aggreg
         model=model_name,
         scope="cited",
     )
+
+
+def _numbers_override(probs: np.ndarray, partial: bool) -> tuple[np.ndarray, Label, str]:
+    """A SUPPORTED reading whose evidence states other values for what the claim quantifies is not support.
+
+    The aggregator's numbers features are fitted on SciFact, where claims that state numbers the evidence contradicts
+    are too rare to weigh, so the rule is written here: the probability that the paper speaks to the claim
+    (SUPPORTED + CONTRADICTED) goes to CONTRADICTED when the full text is held; a version held only in part may
+    state the claim's values where we cannot read, so there it goes to NOT ENOUGH INFO."""
+    s, c, n = (float(x) for x in probs)
+    if partial:  # s was the largest, so n + s > c: the verdict is NOT ENOUGH INFO
+        return np.array([0.0, c, n + s]), Label.NOT_ENOUGH_INFO, (
+            "the numbers differ from the part of the paper we hold, so the reading as SUPPORTED is withdrawn")
+    return np.array([0.0, s + c, n]), Label.CONTRADICTED if s + c >= n else Label.NOT_ENOUGH_INFO, (
+        "the numbers differ from the evidence, so the reading as SUPPORTED becomes CONTRADICTED")
 
 
 def _numbers_check(claim_text: str, hits: list[ScoredHit], n: int = 8) -> tuple[NumberCheck, list[str]]:

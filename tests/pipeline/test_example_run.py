@@ -10,7 +10,7 @@ import pytest
 
 from claimscope.cli import main
 from claimscope.rundir import read_jsonl
-from claimscope.types import Passage, RunManifest, Verdict
+from claimscope.types import Label, Passage, RunManifest, Verdict
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "assignee_report.txt"
@@ -66,6 +66,15 @@ def test_number_of_intermediate_tasks_claim_names_v1_seven_tasks(example_run):
     assert verdict.checks.numbers.status in {"consistent", "mismatch"}
     warn = " ".join(verdict.checks.warnings)
     assert "2005.13013v1" in warn and ("seven" in warn or " 7 " in warn), verdict.checks.warnings
+
+
+def test_claim_whose_numbers_the_paper_contradicts_is_not_supported(example_run):
+    # "improving by 8.7 points": v2's abstract (held in part) gives 5.4 for the best models; the stance reading alone
+    # may lean SUPPORTED, the numbers check withdraws it and says why
+    verdict, _ = _verdict_for(example_run, "improving by 8.7 points")
+    assert verdict.label != Label.SUPPORTED, verdict.probs
+    assert verdict.checks.numbers.status == "mismatch"
+    assert any("8.7" in d and "5.4" in d for d in verdict.checks.numbers.details), verdict.checks.numbers.details
 
 
 def test_truncated_claim_gets_its_full_sentence_verified(example_run):
