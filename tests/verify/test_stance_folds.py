@@ -1,0 +1,46 @@
+"""Installing a cross-fitted stance run: the final adapter, the pooled out-of-fold predictions, FOLDS.json."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from claimscope.errors import ClaimscopeError
+from claimscope.verify.stance_folds import install
+
+
+def _run_folder(root: Path) -> Path:
+    runs = root / "runs"
+    runs.mkdir()
+    (runs / "adapter_config.json").write_text('{"r": 16}')
+    (runs / "adapter_model.safetensors").write_bytes(b"final weights")
+    (runs / "training.json").write_text(json.dumps({"adapter_sha256": "abc", "hyper": {"fold_epochs": 4}}))
+    for k, claims in ((0, [3, 8]), (1, [5])):
+        (runs / f"fold-{k}").mkdir()
+        (runs / f"fold-{k}" / "fold.json").write_text(json.dumps({"fold": k, "steps": 7, "claims": claims}))
+        rows = [{"claim_id": c, "fold": k, "probs": [0.2, 0.1, 0.7]} for c in claims]
+        (runs / f"oof-fold-{k}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return runs
+
+
+def test_install_pools_the_folds_and_writes_folds_json(tmp_path: Path) -> None:
+    runs = _run_folder(tmp_path)
+    summary = install(runs, tmp_path / "model", tmp_path / "folds.json")
+    assert summary == {"adapter_sha256": "abc", "folds": 2, "claims": 3, "oof_pairs": 3}
+    assert (tmp_path / "model" / "adapter_model.safetensors").read_bytes() == b"final weights"
+    oof = [json.loads(line) for line in (tmp_path / "model" / "oof.jsonl").read_text().splitlines()]
+    assert [(r["claim_id"], r["fold"]) for r in oof] == [(3, 0), (8, 0), (5, 1)]
+    record = json.loads((tmp_path / "model" / "training.json").read_text())
+    assert record["hyper"] == {"fold_epochs": 4} and [f["n_claims"] for f in record["folds"]] == [2, 1]
+    folds = json.loads((tmp_path / "folds.json").read_text())
+    assert folds == {str((runs / "fold-0").resolve()): [3, 8], str((runs / "fold-1").resolve()): [5]}
+
+
+def test_a_fold_without_predictions_is_named(tmp_path: Path) -> None:
+    runs = _run_folder(tmp_path)
+    (runs / "oof-fold-1.jsonl").unlink()
+    with pytest.raises(ClaimscopeError, match="oof-fold-1.jsonl"):
+        install(runs, tmp_path / "model", tmp_path / "folds.json")
+    assert not (tmp_path / "model" / "oof.jsonl").exists()  # nothing half-installed
