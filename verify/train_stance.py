@@ -383,7 +383,9 @@ def provenance(args: argparse.Namespace, device: str, adapter: Path) -> dict:
     import torch
 
     return {
-        "what": "LoRA adapter + classifier head over all-MiniLM-L6-v2 as a 3-way stance cross-encoder",
+        "what": ("LoRA adapter" + (f", the top {args.full_top} encoder layer(s) + pooler in full (fp16)"
+                                   if getattr(args, "full_top", 0) else "")
+                 + " + classifier head over all-MiniLM-L6-v2 as a 3-way stance cross-encoder"),
         "labels": LABELS,
         "command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]),
         "seed": args.seed,
