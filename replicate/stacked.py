@@ -33,7 +33,7 @@ from .config import TaskSpec, TrainSpec
 from .dist import DistEnv
 from .model import MultiTaskModel, collate, drop_full_mask
 from .stacked_encoder import WORD_EMBEDDINGS, StackedEncoder, supports
-from .stacked_optim import LazyRows, StackedAdamW
+from .stacked_optim import LazyRows, StackedAdamW, per_model_grad_squares
 from .train import PhaseResult, TaskStream, autocast, linear_schedule, named_param_groups
 
 logger = logging.getLogger(__name__)
@@ -163,11 +163,8 @@ def _owner(model: nn.Module, dotted: str) -> tuple[nn.Module, str]:
 
 
 def per_model_grad_norms(grads: list[torch.Tensor], n: int) -> torch.Tensor:
-    """The global gradient norm of each of the n stacked models, as one tensor [n] (no device sync; one multi-tensor
-    kernel over every model's slice of every gradient instead of a launch per tensor)."""
-    slices = [g[i] for i in range(n) for g in grads]
-    norms = torch.stack(torch._foreach_norm(slices)).float().view(n, len(grads))
-    return norms.pow(2).sum(1).sqrt()
+    """The global gradient norm of each of the n stacked models, as one tensor [n] (no device sync)."""
+    return per_model_grad_squares(grads, n).sqrt()
 
 
 def clip_per_model(params: list[torch.Tensor], max_norm: float, n: int) -> torch.Tensor:

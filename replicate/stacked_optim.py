@@ -103,6 +103,13 @@ except ImportError:  # no Triton (CPU builds): the eager version
     rows_update_cuda_ = None  # type: ignore[assignment]
 
 
+def per_model_grad_squares(grads: list[torch.Tensor], n: int) -> torch.Tensor:
+    """Each of the n stacked models' sum of squared gradients over `grads` (tensors [n, ...]), as one tensor [n]: one
+    multi-tensor kernel over every model's slice of every gradient instead of a launch per tensor, no device sync."""
+    slices = [g[i] for i in range(n) for g in grads]
+    return torch.stack(torch._foreach_norm(slices)).float().view(n, len(grads)).pow(2).sum(1)
+
+
 class LazyRows:
     """The K stacked word-embedding tables [K, V, D], read per batch as a compact leaf and updated row-wise."""
 
@@ -209,8 +216,7 @@ class StackedAdamW(torch.optim.Optimizer):
         if self.max_grad_norm:
             squares = torch.zeros(self.n, device=device)
             if dense:
-                slices = [p.grad[i] for i in range(self.n) for p in dense]
-                squares += torch.stack(torch._foreach_norm(slices)).float().view(self.n, len(dense)).pow(2).sum(1)
+                squares += per_model_grad_squares([p.grad for p in dense], self.n)
             if row_grad is not None:
                 squares += row_grad[0].float().pow(2).sum((1, 2))
             self.last_norms = squares.sqrt()

@@ -47,6 +47,7 @@ import math  # noqa: E402
 import random  # noqa: E402
 import re  # noqa: E402
 import time  # noqa: E402
+from collections.abc import Sequence  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -579,6 +580,12 @@ def fold_of(claims: list[dict], k: int, seed: int) -> dict[int, int]:
     return {cid: n % k for n, cid in enumerate(ids)}
 
 
+def oof_row(pair: dict, probs: Sequence[float], fold: int) -> dict:
+    """One held-out pair's prediction by the adapter of the fold it was held out from (a line of oof.jsonl)."""
+    return {"claim_id": pair["claim_id"], "fold": fold, "doc_id": pair["doc_id"], "sentences": pair["sentences"],
+            "kind": pair["kind"], "label": pair["label"], "probs": [round(float(x), 6) for x in probs]}
+
+
 def cross_fit(args: argparse.Namespace) -> dict:
     """K-fold cross-fitting. Fold 0 picks the configuration (learning rate x LoRA rank) and the step count by held-out
     macro-F1; folds 1..K-1 train that configuration for that many steps with no look at their held-out claims. Every
@@ -637,10 +644,7 @@ def cross_fit(args: argparse.Namespace) -> dict:
         # one level deep: the device tool returns no deeper folders
         save_adapter(model, out / f"fold-{k}", half=bool(args.full_top))
         folds_record.append(record)
-        for pr, pr_probs in zip(held, probs, strict=True):
-            oof_rows.append({"claim_id": pr["claim_id"], "fold": k, "doc_id": pr["doc_id"],
-                             "sentences": pr["sentences"], "kind": pr["kind"], "label": pr["label"],
-                             "probs": [round(float(x), 6) for x in pr_probs]})
+        oof_rows += [oof_row(pr, pr_probs, k) for pr, pr_probs in zip(held, probs, strict=True)]
         del model
     assert chosen is not None
     # the shipped adapter: all train claims, the chosen configuration, the same number of epochs
@@ -720,9 +724,7 @@ def one_fold(args: argparse.Namespace) -> dict:
     save_adapter(run["model"], out / f"fold-{k}", half=bool(args.full_top))
     with open(out / f"oof-fold-{k}.jsonl", "w", encoding="utf-8") as f:
         for pr, pr_probs in zip(held, probs, strict=True):
-            f.write(json.dumps({"claim_id": pr["claim_id"], "fold": k, "doc_id": pr["doc_id"],
-                                "sentences": pr["sentences"], "kind": pr["kind"], "label": pr["label"],
-                                "probs": [round(float(x), 6) for x in pr_probs]}) + "\n")
+            f.write(json.dumps(oof_row(pr, pr_probs, k)) + "\n")
     sentence = [i for i, p in enumerate(held) if len(p["sentences"]) == 1]
     record = {"fold": k, "folds": args.folds, "seed": args.seed, "steps": steps, "pairs_train": len(train_pairs),
               "claims": sorted(c for c, f in folds.items() if f == k),
