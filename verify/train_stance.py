@@ -681,6 +681,26 @@ def cross_fit(args: argparse.Namespace) -> dict:
     return record
 
 
+def fold_steps(args: argparse.Namespace, all_pairs: list[dict], folds: dict[int, int], k: int) -> int:
+    """Optimiser steps of `--only-fold` K (-1: every claim) under `--fold-epochs`: its balanced pairs' batches."""
+    n = len(balance([p for p in all_pairs if folds[p["claim_id"]] != k], args.neutral_ratio, args.seed))
+    return max(1, round(args.fold_epochs * math.ceil(n / args.batch_size)))
+
+
+def planned_steps(args: argparse.Namespace, all_pairs: list[dict], folds: dict[int, int], k: int) -> int:
+    """Steps of this `--only-fold` run: `--steps N`; `--steps folds` (the final adapter only) the folds' mean step
+    count, so the shipped adapter gets as many updates as each adapter whose predictions fitted the calibrator and
+    the aggregator (with `--fold-epochs` alone it gets K/(K-1) times as many and comes out more confident than them);
+    else `--fold-epochs` epochs."""
+    if not args.steps:
+        return fold_steps(args, all_pairs, folds, k)
+    if args.steps == "folds":
+        if k >= 0:
+            raise SystemExit("--steps folds is for the final adapter (--only-fold -1)")
+        return max(1, round(float(np.mean([fold_steps(args, all_pairs, folds, j) for j in range(args.folds)]))))
+    return int(args.steps)
+
+
 def one_fold(args: argparse.Namespace) -> dict:
     """Fold `--only-fold` of `--folds` K cross-fitting, blind: train on the other folds' claims for `--fold-epochs`
     epochs (no checkpoint selection, no look at the fold's claims), then predict the fold's held-out pairs. Writes
@@ -701,8 +721,7 @@ def one_fold(args: argparse.Namespace) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     train_pairs = balance([p for p in all_pairs if folds[p["claim_id"]] != k], args.neutral_ratio, args.seed)
     held = [p for p in all_pairs if folds[p["claim_id"]] == k and p["kind"] not in AUGMENTED]
-    spe = math.ceil(len(train_pairs) / args.batch_size)
-    steps = max(1, round(args.fold_epochs * spe))
+    steps = planned_steps(args, all_pairs, folds, k)
     run = fit(args, tok, device, train_pairs, [], args.lr[0], args.lora_r[0], steps, steps, t0)
     if k < 0:  # the shipped adapter: every train claim, the folds' recipe; its oof.jsonl is the folds' merged
         save_adapter(run["model"], out, half=bool(args.full_top))
@@ -713,7 +732,7 @@ def one_fold(args: argparse.Namespace) -> dict:
                      "pairs_final_train": len(train_pairs)},
             "hyper": {n: getattr(args, n) for n in ("batch_size", "lr", "max_len", "lora_r", "lora_dropout",
                                                     "neutral_ratio", "hard_neg_docs", "hard_neg_sents", "antonyms",
-                                                    "full_top", "full_top_lr", "fold_epochs")}
+                                                    "full_top", "full_top_lr", "fold_epochs", "steps")}
             | {"negation_augmentation": not args.no_negation, "steps_final": steps},
             "seconds": round(time.time() - t0, 1),
         }
@@ -757,6 +776,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                          "the shipped adapter on every train claim with the same recipe")
     ap.add_argument("--fold-epochs", type=float, default=4.0,
                     help="with --only-fold: epochs of the fold's training (the shipped run's selected epoch)")
+    ap.add_argument("--steps", default=None, type=lambda v: v if v == "folds" else str(int(v)),
+                    help="with --only-fold: train exactly N optimiser steps instead of --fold-epochs epochs; 'folds' "
+                         "(with --only-fold -1): the mean step count of the --folds K folds under --fold-epochs")
     ap.add_argument("--folds", type=int, default=0,
                     help="K-fold cross-fitting: out-of-fold predictions for every train claim (from K adapters, "
                          "kept in OUT/fold-K/ for fitting the aggregator), then the shipped adapter on all claims")

@@ -156,3 +156,22 @@ def test_one_fold_trains_blind_on_the_other_folds(tmp_path: Path) -> None:
         rows = [json.loads(line) for line in (out / f"oof-fold-{k}.jsonl").read_text().splitlines()]
         assert {r["claim_id"] for r in rows} == set(rec["claims"]) and all(r["fold"] == k for r in rows)
         assert rec["steps"] >= 1 and (out / f"fold-{k}" / "adapter_model.safetensors").exists()
+
+
+def test_steps_folds_gives_the_final_adapter_the_folds_mean_step_count() -> None:
+    from claimscope.verify import train_stance as ts
+
+    # 10 claims in 5 folds; claim c has c+1 SUPPORT pairs and no NEUTRAL ones, so balance keeps every pair
+    folds = {c: c % 5 for c in range(10)}
+    pairs = [{"claim_id": c, "label": "SUPPORT"} for c in range(10) for _ in range(c + 1)]
+    base = ["--scifact", "x", "--out", "x", "--base", "x", "--folds", "5", "--batch-size", "4", "--fold-epochs", "2"]
+    args = ts.parse_args([*base, "--only-fold", "-1"])
+    # fold k trains on 55 - (k+1) - (k+6) pairs: 48, 46, 44, 42, 40 -> 12, 12, 11, 11, 10 batches, x 2 epochs
+    assert [ts.fold_steps(args, pairs, folds, k) for k in range(5)] == [24, 24, 22, 22, 20]
+    assert ts.planned_steps(args, pairs, folds, -1) == 28  # all 55 pairs: 14 batches x 2
+    assert ts.planned_steps(ts.parse_args([*base, "--only-fold", "-1", "--steps", "folds"]), pairs, folds, -1) == 22
+    assert ts.planned_steps(ts.parse_args([*base, "--only-fold", "2", "--steps", "7"]), pairs, folds, 2) == 7
+    with pytest.raises(SystemExit):
+        ts.planned_steps(ts.parse_args([*base, "--only-fold", "0", "--steps", "folds"]), pairs, folds, 0)
+    with pytest.raises(SystemExit):
+        ts.parse_args([*base, "--steps", "many"])
