@@ -11,7 +11,11 @@ tokens and extractive QA at 384 tokens, through the replicate package's own mode
 - stacked:     N grid cells trained as one batched model (replicate.stacked: weights stacked, one compiled step over
                the N models, each cell its own batch of 32, its own AdamW state and gradient clipping); aggregate rate.
                XLM-R runs through replicate.stacked_encoder (batched matmuls, fused attention over the merged batch);
-               `stacked+vmap` forces the generic vmapped step (plain matmul attention) for comparison
+               `stacked+vmap` forces the generic vmapped step (plain matmul attention) for comparison. The matmuls
+               read bf16 weight copies that the optimiser rewrites as it updates the fp32 weights, and LayerNorm
+               outputs (the residual stream) are stored in bf16 (TrainSpec.bf16_residual, as Megatron-LM stores
+               them); `stacked+fp32res` keeps autocast's fp32 residual stream (transformers' numerics),
+               `stacked+torchadam` session 3's optimiser step
 - ddp:         one optimised cell on N GPUs through the pipeline's DDP path (torchrun of this script, NCCL; gloo
                on CPU): as replicate.train.train_phase does, the recipe's batch of 32 is the effective batch, split over
                the ranks (16 per GPU on 2), the encoder compiled inside DDP; aggregate rate, MFU per GPU.
@@ -171,8 +175,12 @@ def measure(
     model.to(dev).train()
     old_optim = "torchadam" in flags or "vmap" in flags
     if stack > 1:  # K cells as one batched model (replicate.stacked), the whole forward compiled
+        # session 5's step: bf16 weight copies kept by the optimiser and bf16 LayerNorm outputs (`+fp32res` keeps
+        # autocast's fp32 residual stream, as transformers has it); `+torchadam` / `+vmap`: session 3's step
+        low = torch.bfloat16 if spec.precision == "bf16" and dev.type == "cuda" and not old_optim else None
         stacked = StackedModels(models, compile_forward=spec.compile, use_vmap="vmap" in flags,
-                                lazy_rows=not old_optim).train()  # fmt: skip
+                                lazy_rows=not old_optim, low_precision=low,
+                                low_precision_residual=low is not None and "fp32res" not in flags).train()  # fmt: skip
         if old_optim:  # session 3's step: torch's fused AdamW after clip_per_model, dense embedding gradients
             opt = adamw(stacked.param_groups(spec.weight_decay), 1e-5, spec, dev)
         else:
@@ -284,6 +292,9 @@ def measure(
         "attention_mask": "nomask" not in flags,
         "grad_clip": clip,
         "optimizer": None if stacked is None else ("torch AdamW + clip_per_model" if old_optim else "StackedAdamW"),
+        "bf16_weight_copies": bool(stacked is not None and stacked.low),
+        "residual": "bf16" if stacked is not None and getattr(stacked._encoder, "low", False) else
+        ("fp32" if spec.precision == "bf16" else spec.precision),
         "active_rows": active_rows or None,
         "profile": prof_text,
         "peak_mem_gb": round(torch.cuda.max_memory_allocated(dev) / 2**30, 2) if dev.type == "cuda" else None,

@@ -81,6 +81,9 @@ class TrainSpec:
     select_on_dev: bool = True  # keep the best epoch by English dev score
     num_threads: int | None = None
     stack_cells: int = 1  # phase 3: train up to this many cells of one target as one batched model (replicate.stacked)
+    # stacked training under bf16 autocast: LayerNorm outputs (the residual stream) stored in bf16 as Megatron-LM
+    # does, not in fp32 as autocast leaves them (replicate.stacked_encoder); False: transformers' numerics
+    bf16_residual: bool = True
 
 
 @dataclass

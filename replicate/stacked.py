@@ -32,7 +32,7 @@ from torch.func import functional_call, stack_module_state, vmap
 from .config import TaskSpec, TrainSpec
 from .dist import DistEnv
 from .model import MultiTaskModel, collate, drop_full_mask
-from .stacked_encoder import WORD_EMBEDDINGS, StackedEncoder, supports
+from .stacked_encoder import LOW, WORD_EMBEDDINGS, StackedEncoder, is_matmul_weight, supports
 from .stacked_optim import LazyRows, StackedAdamW, per_model_grad_squares
 from .train import PhaseResult, TaskStream, autocast, linear_schedule, named_param_groups
 
@@ -43,8 +43,12 @@ class StackedModels:
     """K models of identical structure trained as one: `__call__(task, batch)` returns K losses and K logits."""
 
     def __init__(
-        self, models: list[nn.Module], *, compile_forward: bool = False, use_vmap: bool = False, lazy_rows: bool = False
+        self, models: list[nn.Module], *, compile_forward: bool = False, use_vmap: bool = False,
+        lazy_rows: bool = False, low_precision: torch.dtype | None = None, low_precision_residual: bool = False,
     ) -> None:
+        """`low_precision` (the autocast dtype, for training under autocast on the hand-written encoder): keep a copy
+        of every matmul weight in that dtype, rewritten by `StackedAdamW` as it updates the weight, instead of casting
+        every weight in every forward. `low_precision_residual`: `StackedEncoder`'s option of that name."""
         if len(models) < 1:
             raise ValueError("StackedModels needs at least one model")
         shapes = [[(n, tuple(p.shape)) for n, p in m.named_parameters()] for m in models]
@@ -60,7 +64,12 @@ class StackedModels:
         self.tasks: dict[str, Any] = dict(getattr(models[0], "tasks", {}))
         config = getattr(getattr(models[0], "encoder", None), "config", None)
         self.explicit_tasks = set() if use_vmap else {n for n, t in self.tasks.items() if supports(config, t)}
-        self._encoder = StackedEncoder(config) if self.explicit_tasks else None
+        self._encoder = (
+            StackedEncoder(config, low_precision_residual=low_precision_residual) if self.explicit_tasks else None
+        )
+        self.low: dict[str, torch.Tensor] = {}  # matmul weight name -> its copy in `low_precision`
+        if low_precision is not None and self.explicit_tasks:
+            self.low = {n: p.detach().to(low_precision) for n, p in self.params.items() if is_matmul_weight(n, p)}
         # lazy_rows: the word-embedding tables are read per batch and updated row-wise (replicate.stacked_optim);
         # only for stacks whose every task runs the hand-written encoder, which knows how to read them
         self.rows: LazyRows | None = None
@@ -89,11 +98,19 @@ class StackedModels:
         self, lr: float, spec: TrainSpec, *, compiled: bool = False
     ) -> StackedAdamW:
         """AdamW for the K models with each model's gradient clipping inside its step (replicate.stacked_optim)."""
+        self.sync_low()
         return StackedAdamW(
             self.param_groups(spec.weight_decay), self.n, lr=lr, eps=spec.adam_eps,
             max_grad_norm=spec.max_grad_norm or None, rows=self.rows, row_weight_decay=spec.weight_decay,
-            compiled=compiled,
+            compiled=compiled, shadows=[(self.params[n], low) for n, low in self.low.items()],
         )
+
+    def sync_low(self) -> None:
+        """Rewrite the low-precision weight copies from the weights (after changing weights other than by the
+        optimiser's step, which keeps them current)."""
+        with torch.no_grad():
+            for name, low in self.low.items():
+                low.copy_(self.params[name])
 
     def materialise(self) -> None:
         """Make every model's weights current (the lazy rows owe a decay); call before reading the models."""
@@ -124,7 +141,7 @@ class StackedModels:
         """`host_ids`: the batch's input ids on the host, when `batch` is already on the GPU and lazy rows are on (so
         finding the batch's rows needs no device sync)."""
         if task in self.explicit_tasks:
-            params = self.params
+            params = {**self.params, **{LOW + n: t for n, t in self.low.items()}} if self.low else self.params
             if self.rows is not None and self.template.training:
                 leaf, row_ids = self.rows.take(batch["input_ids"] if host_ids is None else host_ids)
                 params = {**params, WORD_EMBEDDINGS: leaf}
@@ -206,7 +223,10 @@ def train_phase_stacked(
     for m in models:
         m.to(device)
     on_gpu = spec.compile and device.type == "cuda"
-    stacked = StackedModels(models, compile_forward=on_gpu, lazy_rows=True).train()
+    low = torch.bfloat16 if spec.precision == "bf16" and device.type == "cuda" else None
+    stacked = StackedModels(
+        models, compile_forward=on_gpu, lazy_rows=True, low_precision=low, low_precision_residual=spec.bf16_residual
+    ).train()
     micro = min(task.batch_size, spec.per_device_batch or task.batch_size)
     accum = max(1, task.batch_size // micro)
     stream = TaskStream(task, features, micro, accum, seed, env, spec.bucket_size)

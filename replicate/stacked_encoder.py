@@ -23,6 +23,7 @@ from .model import span_logits
 ENCODER = "encoder."
 WORD_EMBEDDINGS = ENCODER + "embeddings.word_embeddings.weight"
 KINDS = ("classification", "multiple_choice", "qa", "tagging")
+LOW = "low:"  # params key prefix of a matmul weight's copy in the autocast dtype (StackedModels.low)
 
 
 def supports(config: Any, task: TaskSpec) -> bool:
@@ -44,38 +45,52 @@ class _StackedMatmul(torch.autograd.Function):
     in the transposed layout, and turning that into the weight's own layout was a strided copy of every weight
     gradient each step (32 ms of a 229 ms step for 8 XLM-R large models, profiled on the H200). Here the weight
     gradient is computed as dy^T @ x, already [K, out, in], and on CUDA written straight in the weight's dtype (fp32)
-    by the matmul rather than by a cast of its bf16 result."""
+    by the matmul rather than by a cast of its bf16 result. `w_low`: the weights already in the autocast dtype (the
+    optimiser's copy, `StackedAdamW` shadows), used instead of casting `w` in every forward; the gradient still goes
+    to `w`."""
 
     @staticmethod
     @torch.amp.custom_fwd(device_type="cuda")
-    def forward(ctx: Any, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    def forward(ctx: Any, x: torch.Tensor, w: torch.Tensor, w_low: torch.Tensor | None) -> torch.Tensor:
         dtype = torch.get_autocast_dtype(x.device.type) if torch.is_autocast_enabled(x.device.type) else x.dtype
         ctx.w_dtype = w.dtype
-        x, w = x.to(dtype), w.to(dtype)
+        x = x.to(dtype)
+        w = w_low if w_low is not None and w_low.dtype == dtype else w.to(dtype)
         ctx.save_for_backward(x, w)
         return torch.bmm(x, w.transpose(1, 2))
 
     @staticmethod
     @torch.amp.custom_bwd(device_type="cuda")
-    def backward(ctx: Any, dy: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def backward(ctx: Any, dy: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, None]:
         x, w = ctx.saved_tensors
         dy = dy.to(x.dtype)
         if dy.is_cuda and x.dtype != ctx.w_dtype:
             dw = torch.bmm(dy.transpose(1, 2), x, out_dtype=ctx.w_dtype)
         else:
             dw = torch.bmm(dy.transpose(1, 2), x)
-        return torch.bmm(dy, w), dw
+        return torch.bmm(dy, w), dw, None
 
 
-def _linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """The bias is added outside the matmul so that, compiled, the add fuses into whatever element-wise work follows
-    (dropout, residual, LayerNorm, GELU) instead of `baddbmm` first writing the broadcast bias into its output."""
-    y = _StackedMatmul.apply(x, w)
-    return y + b.to(y.dtype).unsqueeze(1)
+def _dense(p: dict[str, torch.Tensor], name: str, x: torch.Tensor) -> torch.Tensor:
+    """The stacked Linear `name` (its `.weight` [K, out, in] and `.bias` [K, out]) applied to x [K, N, in]. The bias
+    is added outside the matmul so that, compiled, the add fuses into whatever element-wise work follows (dropout,
+    residual, LayerNorm, GELU) instead of `baddbmm` first writing the broadcast bias into its output."""
+    y = _StackedMatmul.apply(x, p[name + ".weight"], p.get(LOW + name + ".weight"))
+    return y + p[name + ".bias"].to(y.dtype).unsqueeze(1)
 
 
-def _layer_norm(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, eps: float) -> torch.Tensor:
-    return F.layer_norm(x, x.shape[-1:], eps=eps) * w.unsqueeze(1) + b.unsqueeze(1)
+def is_matmul_weight(name: str, tensor: torch.Tensor) -> bool:
+    """The stacked parameters `_dense` multiplies by (every [K, out, in] weight but the embedding tables)."""
+    return name.endswith(".weight") and tensor.dim() == 3 and ".embeddings." not in name
+
+
+def _layer_norm(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, eps: float, low: bool = False) -> torch.Tensor:
+    """`low`: under autocast, store the output (the residual stream of a post-norm encoder) in the autocast dtype;
+    the normalisation itself is computed in fp32 either way. Autocast alone returns LayerNorm in fp32."""
+    y = F.layer_norm(x, x.shape[-1:], eps=eps) * w.unsqueeze(1) + b.unsqueeze(1)
+    if low and torch.is_autocast_enabled(x.device.type):
+        return y.to(torch.get_autocast_dtype(x.device.type))
+    return y
 
 
 def _lookup(table: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
@@ -88,7 +103,11 @@ def _lookup(table: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
 class StackedEncoder:
     """`__call__(params, task, batch, training)` -> (losses [K], logits [K, ...]), equal to K `MultiTaskModel`s."""
 
-    def __init__(self, config: Any) -> None:
+    def __init__(self, config: Any, *, low_precision_residual: bool = False) -> None:
+        # low_precision_residual: LayerNorm outputs (the residual stream) stored in the autocast dtype (bf16), as
+        # Megatron-LM stores them; autocast alone keeps them in fp32 as `transformers` does. About half the memory
+        # traffic of the element-wise kernels around every LayerNorm; no effect without autocast.
+        self.low = low_precision_residual
         self.layers = config.num_hidden_layers
         self.heads = config.num_attention_heads
         self.eps = config.layer_norm_eps
@@ -111,7 +130,7 @@ class StackedEncoder:
         # keys and unused by every head's loss, so no gradient reaches those rows either (tested)
         token_type = p[pre + "token_type_embeddings.weight"][:, 0].view(-1, 1, 1, words.shape[-1])
         x = (words + token_type + pos).flatten(1, 2)  # [K, B·L, D]
-        x = _layer_norm(x, p[pre + "LayerNorm.weight"], p[pre + "LayerNorm.bias"], self.eps)
+        x = _layer_norm(x, p[pre + "LayerNorm.weight"], p[pre + "LayerNorm.bias"], self.eps, self.low)
         return F.dropout(x, self.p_hidden, training)
 
     def layer(
@@ -123,20 +142,20 @@ class StackedEncoder:
         d = x.shape[-1]
 
         def heads(name: str) -> torch.Tensor:  # [K, B·L, D] -> [K·B, H, L, D/H]
-            y = _linear(x, p[pre + f"attention.self.{name}.weight"], p[pre + f"attention.self.{name}.bias"])
+            y = _dense(p, pre + f"attention.self.{name}", x)
             return y.view(k * b, length, self.heads, d // self.heads).transpose(1, 2)
 
         attn = F.scaled_dot_product_attention(
             heads("query"), heads("key"), heads("value"), attn_mask=mask, dropout_p=self.p_attn if training else 0.0
         )
         attn = attn.transpose(1, 2).reshape(k, b * length, d)
-        h = F.dropout(_linear(attn, p[pre + "attention.output.dense.weight"], p[pre + "attention.output.dense.bias"]),
-                      self.p_hidden, training)
+        h = F.dropout(_dense(p, pre + "attention.output.dense", attn), self.p_hidden, training)
         x = _layer_norm(h + x, p[pre + "attention.output.LayerNorm.weight"], p[pre + "attention.output.LayerNorm.bias"],
-                        self.eps)
-        h = F.gelu(_linear(x, p[pre + "intermediate.dense.weight"], p[pre + "intermediate.dense.bias"]))
-        h = F.dropout(_linear(h, p[pre + "output.dense.weight"], p[pre + "output.dense.bias"]), self.p_hidden, training)
-        return _layer_norm(h + x, p[pre + "output.LayerNorm.weight"], p[pre + "output.LayerNorm.bias"], self.eps)
+                        self.eps, self.low)
+        h = F.gelu(_dense(p, pre + "intermediate.dense", x))
+        h = F.dropout(_dense(p, pre + "output.dense", h), self.p_hidden, training)
+        return _layer_norm(h + x, p[pre + "output.LayerNorm.weight"], p[pre + "output.LayerNorm.bias"], self.eps,
+                           self.low)
 
     def encode(
         self, p: dict[str, torch.Tensor], ids: torch.Tensor, mask: torch.Tensor | None, training: bool,
@@ -168,16 +187,16 @@ class StackedEncoder:
         pre = f"heads.{task.name}."
         if task.kind in ("classification", "multiple_choice"):
             x = F.dropout(h[:, :, 0], self.p_hidden, training)
-            x = torch.tanh(_linear(x, p[pre + "dense.weight"], p[pre + "dense.bias"]))
+            x = torch.tanh(_dense(p, pre + "dense", x))
             x = F.dropout(x, self.p_hidden, training)
-            logits = _linear(x, p[pre + "out_proj.weight"], p[pre + "out_proj.bias"])
+            logits = _dense(p, pre + "out_proj", x)
             if task.kind == "multiple_choice":
                 logits = logits.reshape(k, -1, n_choices)
         elif task.kind == "qa":
-            logits = _linear(h.flatten(1, 2), p[pre + "weight"], p[pre + "bias"]).view(*h.shape[:3], 2)
+            logits = _dense(p, pre[:-1], h.flatten(1, 2)).view(*h.shape[:3], 2)
         else:  # tagging
             x = F.dropout(h.flatten(1, 2), self.p_hidden, training)
-            logits = _linear(x, p[pre + "1.weight"], p[pre + "1.bias"]).view(*h.shape[:3], -1)
+            logits = _dense(p, pre + "1", x).view(*h.shape[:3], -1)
         return _losses(task, logits, batch, mask, k)
 
 

@@ -21,6 +21,7 @@ Equal to torch's AdamW + `clip_grad_norm_` per model up to float rounding (tests
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -30,18 +31,21 @@ BETA1, BETA2 = 0.9, 0.999
 
 def adamw_update_(
     p: torch.Tensor, g: torch.Tensor, m: torch.Tensor, v: torch.Tensor, scale: torch.Tensor, hyper: torch.Tensor,
-    eps: float,
+    eps: float, low: torch.Tensor | None = None,
 ) -> None:
     """One AdamW step, in place, of K models' copies of one tensor viewed [K, N]. `scale` [K, 1]: each model's clip
     factor for its gradient. `hyper` [3]: 1 − lr·wd, lr / (1 − β1^t), √(1 − β2^t) (tensors, so a compiled version
-    is not recompiled as the schedule moves)."""
+    is not recompiled as the schedule moves). `low`: p's copy in a lower precision, rewritten in the same pass."""
     g = g.float() * scale
     m_new = m + (g - m) * (1 - BETA1)
     v_new = v * BETA2 + g * g * (1 - BETA2)
     denom = v_new.sqrt() / hyper[2] + eps
-    p.copy_(p * hyper[0] - hyper[1] * m_new / denom)
+    p_new = p * hyper[0] - hyper[1] * m_new / denom
+    p.copy_(p_new)
     m.copy_(m_new)
     v.copy_(v_new)
+    if low is not None:
+        low.copy_(p_new)
 
 
 def rows_update_(
@@ -66,7 +70,7 @@ try:  # on CUDA, one Triton kernel reads and writes each active row in place: no
 
     @triton.jit
     def _rows_adamw_kernel(  # type: ignore[no-untyped-def]
-        table, m, v, g, rows, slot, scale, hyper, n_active, n_vocab, n_slots, eps, beta1, beta2,
+        table, m, v, g, rows, slot, scale, hyper, n_vocab, n_slots, eps, beta1, beta2,
         D: tl.constexpr, BLOCK: tl.constexpr,
     ):
         a = tl.program_id(0)
@@ -95,7 +99,7 @@ try:  # on CUDA, one Triton kernel reads and writes each active row in place: no
         k, n_vocab, d = table.shape
         g = g.contiguous()
         _rows_adamw_kernel[(len(rows), k)](
-            table, m, v, g, rows, slot, scale.float().contiguous(), hyper, len(rows), n_vocab, g.shape[1], eps,
+            table, m, v, g, rows, slot, scale.float().contiguous(), hyper, n_vocab, g.shape[1], eps,
             BETA1, BETA2, D=d, BLOCK=triton.next_power_of_2(d),
         )
 
@@ -187,9 +191,12 @@ class StackedAdamW(torch.optim.Optimizer):
     def __init__(
         self, groups: list[dict[str, Any]], n_models: int, *, lr: float, eps: float = 1e-8,
         max_grad_norm: float | None = 1.0, rows: LazyRows | None = None, row_weight_decay: float = 0.0,
-        compiled: bool = False,
+        compiled: bool = False, shadows: Sequence[tuple[torch.Tensor, torch.Tensor]] = (),
     ) -> None:
+        """`shadows`: (parameter, its copy in a lower precision) pairs; each copy is rewritten as its parameter
+        is updated (the forward multiplies by the copy instead of casting the fp32 weight every step)."""
         super().__init__(groups, {"lr": lr, "weight_decay": 0.0})
+        self.shadows = {id(p): low for p, low in shadows}
         self.n = n_models
         self.eps = eps
         self.max_grad_norm = max_grad_norm
@@ -232,8 +239,10 @@ class StackedAdamW(torch.optim.Optimizer):
                 if not state:
                     state["exp_avg"] = torch.zeros_like(p)
                     state["exp_avg_sq"] = torch.zeros_like(p)
+                low = self.shadows.get(id(p))
                 self._update(p.view(self.n, -1), p.grad.view(self.n, -1), state["exp_avg"].view(self.n, -1),
-                             state["exp_avg_sq"].view(self.n, -1), per_model, hyper, self.eps)
+                             state["exp_avg_sq"].view(self.n, -1), per_model, hyper, self.eps,
+                             None if low is None else low.view(self.n, -1))
         if self.rows is not None:
             rows = self.rows
             if rows.n_active:

@@ -129,3 +129,77 @@ def test_dropout_draws_different_masks_per_model(tiny_model: Path) -> None:
     assert not torch.allclose(losses[0], losses[1])
     same, _ = StackedModels([copy.deepcopy(model), copy.deepcopy(model)]).train(False)(task.name, batch)
     assert torch.allclose(same[0], same[1])
+
+
+def _no_dropout_pair(tiny_model: Path, kind: str = "classification"):
+    import copy
+
+    import torch
+    from transformers import AutoConfig
+
+    cfg = AutoConfig.from_pretrained(tiny_model)
+    cfg.hidden_dropout_prob = cfg.attention_probs_dropout_prob = 0.0
+    models = []
+    for i in range(2):
+        torch.manual_seed(30 + i)
+        models.append(build_model(load_encoder(tiny_model, config=cfg), [TASKS[kind]]))
+    return cfg, models, [copy.deepcopy(m) for m in models]
+
+
+def test_low_precision_weight_copies_train_exactly_as_casting_every_forward(tiny_model: Path) -> None:
+    """Under bf16 autocast, multiplying by the optimiser's bf16 weight copies (StackedModels(low_precision=)) gives
+    the very weights, losses and gradients that casting the fp32 weights in each forward gives: the copies never
+    go stale, across optimiser steps with weight decay and clipping."""
+    import torch
+
+    from claimscope.replicate.config import TrainSpec
+
+    cfg, models, twins = _no_dropout_pair(tiny_model)
+    task = TASKS["classification"]
+    with_copies = StackedModels(models, lazy_rows=True, low_precision=torch.bfloat16).train()
+    casting = StackedModels(twins, lazy_rows=True).train()
+    assert with_copies.low and not casting.low
+    assert all(".embeddings." not in n and n.endswith(".weight") for n in with_copies.low)
+    start = with_copies.params["encoder.encoder.layer.0.intermediate.dense.weight"].detach().clone()
+    spec = TrainSpec(weight_decay=0.1, max_grad_norm=0.5)
+    opts = [s.optimizer(3e-3, spec) for s in (with_copies, casting)]
+    batch = _batch("classification", cfg.vocab_size, cfg.pad_token_id)
+    for _ in range(3):
+        out = []
+        for stacked, opt in zip((with_copies, casting), opts, strict=True):
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                losses, _ = stacked(task.name, batch)
+            losses.sum().backward()
+            opt.step()
+            opt.zero_grad()
+            out.append(losses.detach())
+        assert torch.equal(out[0], out[1])
+    for name, low in with_copies.low.items():
+        assert torch.equal(low, with_copies.params[name].detach().to(torch.bfloat16)), name
+        assert torch.equal(with_copies.params[name], casting.params[name]), name
+    name = "encoder.encoder.layer.0.intermediate.dense.weight"
+    assert not torch.equal(with_copies.params[name], start)  # training moved the weights
+
+
+def test_low_precision_residual_stores_layer_norm_outputs_in_bf16_only_under_autocast(tiny_model: Path) -> None:
+    import torch
+
+    from claimscope.replicate.stacked_encoder import StackedEncoder
+
+    cfg, models, _ = _no_dropout_pair(tiny_model, "qa")
+    stacked = StackedModels(models).train(False)
+    low = StackedEncoder(cfg, low_precision_residual=True)
+    batch = _batch("qa", cfg.vocab_size, cfg.pad_token_id)
+    ids, mask = batch["input_ids"], batch["attention_mask"]
+    # without autocast the option changes nothing
+    assert torch.equal(low.encode(stacked.params, ids, mask, False), stacked._encoder.encode(stacked.params, ids, mask,
+                                                                                             False))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        h_low = low.encode(stacked.params, ids, mask, False)
+        h_fp32 = stacked._encoder.encode(stacked.params, ids, mask, False)
+        loss_low, _ = low(stacked.params, TASKS["qa"], batch, False)
+        loss_fp32, _ = stacked._encoder(stacked.params, TASKS["qa"], batch, False)
+    assert h_low.dtype == torch.bfloat16 and h_fp32.dtype == torch.float32
+    # bf16 rounding of a LayerNorm output (values ~1): differences of a few bf16 steps, not a different model
+    assert 0 < (h_low.float() - h_fp32).abs().max() < 0.1
+    assert torch.allclose(loss_low, loss_fp32, rtol=0.02)
