@@ -12,6 +12,7 @@ import json
 import logging
 import re
 import time
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -33,12 +34,25 @@ logger = logging.getLogger(__name__)
 
 
 class Runner:
-    """Runs a recipe; one instance per process (every DDP rank runs the same code, rank 0 writes)."""
+    """Runs a recipe; one instance per process (every DDP rank runs the same code, rank 0 writes).
 
-    def __init__(self, recipe: Recipe, out_dir: Path, env: DistEnv | None = None) -> None:
+    `cells` limits the run to those (setting, MLM, seed, target) cells (a shard, replicate/shard.py); `shard` is the
+    record written under "shard" in replication.json.
+    """
+
+    def __init__(
+        self,
+        recipe: Recipe,
+        out_dir: Path,
+        env: DistEnv | None = None,
+        cells: Collection[tuple] | None = None,
+        shard: dict[str, Any] | None = None,
+    ) -> None:
         self.recipe = recipe
         self.out = Path(out_dir)
         self.env = env or init_distributed()
+        self.cells = None if cells is None else set(cells)
+        self.shard = shard
         self.spec = recipe.train
         self.gaps: list[dict[str, str]] = []
         self._tokenizer: Any = None
@@ -248,6 +262,11 @@ class Runner:
 
     # --- the grid -----------------------------------------------------------------------------------------------------
 
+    def _targets(self, setting: str | None, mlm: bool, seed: int) -> list[str]:
+        """The targets this run covers on one phase-2 group (all of them unless the run is a shard)."""
+        r = self.recipe
+        return [t for t in r.targets if self.cells is None or (setting, mlm, seed, t) in self.cells]
+
     def _finished_cells(self) -> dict[tuple, Any]:
         """Cells already in this folder's replication.json from the same recipe (a rerun resumes after them)."""
         path = self.out / "replication.json"
@@ -279,6 +298,8 @@ class Runner:
             "gaps": self.gaps,
             "paper_source": _paper_source(),
         }
+        if self.shard is not None:
+            doc["shard"] = self.shard
         done = self._finished_cells()
         if self.spec.stack_cells > 1 and not self.env.enabled:
             self._run_stacked(doc, done, t0)
@@ -312,12 +333,15 @@ class Runner:
         """Cell after cell: each phase-2 encoder, then every target's phase 3 on it."""
         r = self.recipe
         for setting, mlm, seed in r.phase2_groups():
-            todo = [t for t in r.targets if (setting, mlm, seed, t) not in done]
+            targets = self._targets(setting, mlm, seed)
+            if not targets:
+                continue
+            todo = [t for t in targets if (setting, mlm, seed, t) not in done]
             key = phase2_key(setting, mlm, seed)
             doc["phase2"][key] = done.get(("phase2", key)) or {}
             if todo:
                 enc_path, doc["phase2"][key] = self.phase2(setting, mlm, seed)
-            for target in r.targets:
+            for target in targets:
                 if (setting, mlm, seed, target) in done:
                     doc["cells"].append(done[(setting, mlm, seed, target)])
                     continue
@@ -329,16 +353,18 @@ class Runner:
         """All phase-2 encoders first, then each trained target's phase 3 for up to `stack_cells` cells at once
         (cells of one seed share batches, so only they are stacked together)."""
         r = self.recipe
-        groups = list(r.phase2_groups())
+        groups = [g for g in r.phase2_groups() if self._targets(*g)]
         enc_paths: dict[tuple, str] = {}
         for setting, mlm, seed in groups:
             key = phase2_key(setting, mlm, seed)
             doc["phase2"][key] = done.get(("phase2", key)) or {}
-            if any((setting, mlm, seed, t) not in done for t in r.targets):
+            if any((setting, mlm, seed, t) not in done for t in self._targets(setting, mlm, seed)):
                 enc_paths[(setting, mlm, seed)], doc["phase2"][key] = self.phase2(setting, mlm, seed)
         for target in r.targets:
             pending = []
             for g in groups:
+                if target not in self._targets(*g):
+                    continue
                 if (*g, target) in done:
                     doc["cells"].append(done[(*g, target)])
                 else:
@@ -374,6 +400,13 @@ def _paper_source() -> dict[str, Any]:
     return paper_table()["source"]
 
 
-def run_recipe(recipe: Recipe, out_dir: Path, env: DistEnv | None = None) -> dict[str, Any]:
-    """Run every cell of `recipe`; returns the replication.json document (also written to `out_dir`)."""
-    return Runner(recipe, out_dir, env).run()
+def run_recipe(
+    recipe: Recipe,
+    out_dir: Path,
+    env: DistEnv | None = None,
+    cells: Collection[tuple] | None = None,
+    shard: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Run every cell of `recipe` (or only `cells`); returns the replication.json document (also written to
+    `out_dir`)."""
+    return Runner(recipe, out_dir, env, cells, shard).run()

@@ -104,6 +104,8 @@ class PlanRow:
     sequences: float  # training sequences (incl. eval cost converted to training-equivalent sequences)
     seq_len: int
     hours: dict[str, float]
+    # (setting, mlm, seed) for a phase-2 row, (setting, mlm, seed, target) for a phase-3 row: what a shard runs
+    key: tuple = ()
 
 
 def _seqs_per_example(task: TaskSpec) -> int:
@@ -136,26 +138,29 @@ def plan_recipe(recipe: Recipe, rates: dict[str, Any]) -> list[PlanRow]:
 
     for setting, mlm, seed in recipe.phase2_groups():
         label = f"{setting or 'baseline'}{'+MLM' if mlm else ''} s{seed}"
+        group = (setting, mlm, seed)
         if setting is not None:
             tasks = [recipe.task(n) for n in recipe.intermediate_tasks(setting, False)]
             for t in tasks:
                 seqs = _train_seqs(t, lim_t) * (3.0 / t.epochs if len(tasks) > 1 else 1.0)
                 seqs += min(t.dev_size, t.early_stop_dev or t.dev_size) * _seqs_per_example(t) * t.epochs / 3.0
-                rows.append(PlanRow("2 intermediate", f"{label}: {t.name}", seqs, t.max_len, hours(seqs, t.max_len)))
+                rows.append(
+                    PlanRow("2 intermediate", f"{label}: {t.name}", seqs, t.max_len, hours(seqs, t.max_len), group)
+                )
             if mlm:
                 m = recipe.task("mlm")
                 task_n = sum(min(t.train_size, recipe.train.multitask_size_cap) for t in tasks)
                 share = min(m.train_size, recipe.train.multitask_size_cap) / task_n
                 task_steps = sum(_train_seqs(t, lim_t) / t.batch_size for t in tasks)
                 seqs = task_steps * share * m.batch_size
-                rows.append(
-                    PlanRow("2 intermediate", f"{label}: mlm co-training", seqs, m.max_len, hours(seqs, m.max_len))
-                )
+                what = f"{label}: mlm co-training"
+                rows.append(PlanRow("2 intermediate", what, seqs, m.max_len, hours(seqs, m.max_len), group))
         for target in recipe.targets:
             t = recipe.task(target)
             seqs = (_train_seqs(t, lim_t) if t.trained else 0.0) + _eval_seqs(t, lim_e)
             phase = "3 target" if t.trained else "3 retrieval eval"
-            rows.append(PlanRow(phase, f"{label} -> {target}", seqs, t.max_len, hours(seqs, t.max_len, t.trained)))
+            h = hours(seqs, t.max_len, t.trained)
+            rows.append(PlanRow(phase, f"{label} -> {target}", seqs, t.max_len, h, (*group, target)))
     return rows
 
 

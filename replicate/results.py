@@ -86,3 +86,28 @@ def compare_line(cell: dict[str, Any]) -> str:
     gap_s = "-" if gap is None else f"{gap:.1f}"
     return (f"{inter:>14}{'+MLM' if cell['mlm'] else '    '} -> {cell['target']:<8} seed {cell['seed']}: "
             f"{cell['metric']} ours {ours_s} paper {paper_s} | en-vs-rest gap {gap_s}")  # fmt: skip
+
+
+def format_table(doc: dict[str, Any]) -> str:
+    """The cells as the paper's Table 2 lays them out: a row per intermediate setting (+MLM), a column per target;
+    each entry is our mean over languages (averaged over seeds) / the paper's value, '-' where there is none."""
+    rows: dict[tuple[str | None, bool], dict[str, list[dict[str, Any]]]] = {}
+    targets: list[str] = []
+    for c in doc.get("cells") or []:
+        rows.setdefault((c["intermediate"], bool(c["mlm"])), {}).setdefault(c["target"], []).append(c)
+        if c["target"] not in targets:
+            targets.append(c["target"])
+    width = max([11, *(len(t) for t in targets)])
+    lines = [f"{'intermediate':<20}" + "".join(f"{t:>{width}}" for t in targets)]
+    for (inter, mlm), by_target in rows.items():
+        line = f"{(inter or 'baseline') + (' +MLM' if mlm else ''):<20}"
+        for t in targets:
+            cells = by_target.get(t, [])
+            ours = [c["avg"] for c in cells if c.get("avg") is not None]
+            paper = next(((c.get("paper") or {}).get("avg") for c in cells if c.get("paper")), None)
+            text = ("-" if not ours else f"{mean(ours):.1f}") + ("" if paper is None else f"/{paper:.1f}")
+            line += f"{text if cells else '':>{width}}"
+        lines.append(line)
+    seeds = sorted({c["seed"] for c in doc.get("cells") or []})
+    lines.append(f"ours (mean over languages; seeds {', '.join(map(str, seeds))}) / paper v1 Table 2")
+    return "\n".join(lines)
