@@ -88,15 +88,16 @@ def main(argv: list[str] | None = None) -> int:
            "rows_kernel_max_diff": kernel}  # fmt: skip
     out.update(_low_precision_check(dev, config, task, spec, args.steps))
     out["ok"] = (worst < 1e-4 < moved and (kernel is None or kernel < 1e-5)
-                 and out["low_copies_max_weight_diff"] < 1e-6 and not out["low_copies_stale"])  # fmt: skip
+                 and out["low_copies_max_rel_loss_diff"] < 0.01 and not out["low_copies_stale"])  # fmt: skip
     print(json.dumps(out))
     return 0 if out["ok"] else 1
 
 
 def _low_precision_check(dev: object, config: object, task: object, spec: object, steps: int) -> dict:
-    """Under bf16 autocast (compiled on CUDA): the optimiser-kept bf16 weight copies against casting in every
-    forward (must train identically), and bf16 against fp32 LayerNorm outputs (a rounding-level difference in the
-    losses, reported)."""
+    """Under bf16 autocast (compiled on CUDA): training through the bf16 weight copies (bf16 weight gradients, as
+    autocast's matmuls give) against casting in every forward (fp32 weight gradients from the matmul): the copies
+    must equal their rounded weights after every step and the losses agree to bf16 rounding (a second casting
+    run gives the run-to-run floor); and bf16 against fp32 LayerNorm outputs (losses reported)."""
     import copy
     import dataclasses
 
@@ -111,7 +112,8 @@ def _low_precision_check(dev: object, config: object, task: object, spec: object
     torch.manual_seed(7)
     base = [build_model(load_encoder("random", attn_implementation="sdpa", config=config), [task]).to(dev)
             for _ in range(2)]  # fmt: skip
-    variants = {"copies": (bf16, False), "casting": (None, False), "bf16_residual": (bf16, True)}
+    variants = {"copies": (bf16, False), "casting": (None, False), "casting_again": (None, False),
+                "bf16_residual": (bf16, True)}  # fmt: skip
     stacks = {name: StackedModels([copy.deepcopy(m) for m in base], compile_forward=spec.compile, lazy_rows=True,
                                   low_precision=low, low_precision_residual=res).train()
               for name, (low, res) in variants.items()}  # fmt: skip
@@ -128,15 +130,19 @@ def _low_precision_check(dev: object, config: object, task: object, spec: object
             opts[name].step()
             opts[name].zero_grad()
             losses[name].append(loss.detach().float().mean().item())
-    a, b = stacks["copies"], stacks["casting"]
-    a.materialise()
-    b.materialise()
+    for stacked in stacks.values():
+        stacked.materialise()
+    a, b, c = stacks["copies"], stacks["casting"], stacks["casting_again"]
+    rel = max(abs(x - y) / abs(y) for x, y in zip(losses["copies"], losses["casting"], strict=True))
     return {
         "low_copies_max_weight_diff": max((a.params[k] - b.params[k]).abs().max().item() for k in a.params),
+        "casting_rerun_max_weight_diff": max((c.params[k] - b.params[k]).abs().max().item() for k in c.params),
+        "low_copies_max_rel_loss_diff": rel,
         # each copy must equal its weight rounded to bf16 after the optimiser's last step
         "low_copies_stale": max((low.float() - a.params[n].to(low.dtype).float()).abs().max().item()
                                 for n, low in a.low.items()) if a.low else None,
-        "losses_fp32_residual": [round(x, 5) for x in losses["copies"]],
+        "losses_casting": [round(x, 5) for x in losses["casting"]],
+        "losses_copies": [round(x, 5) for x in losses["copies"]],
         "losses_bf16_residual": [round(x, 5) for x in losses["bf16_residual"]],
     }
 

@@ -32,7 +32,7 @@ from torch.func import functional_call, stack_module_state, vmap
 from .config import TaskSpec, TrainSpec
 from .dist import DistEnv
 from .model import MultiTaskModel, collate, drop_full_mask
-from .stacked_encoder import LOW, WORD_EMBEDDINGS, StackedEncoder, is_matmul_weight, supports
+from .stacked_encoder import WORD_EMBEDDINGS, StackedEncoder, is_matmul_weight, supports
 from .stacked_optim import LazyRows, StackedAdamW, per_model_grad_squares
 from .train import PhaseResult, TaskStream, autocast, linear_schedule, named_param_groups
 
@@ -46,9 +46,12 @@ class StackedModels:
         self, models: list[nn.Module], *, compile_forward: bool = False, use_vmap: bool = False,
         lazy_rows: bool = False, low_precision: torch.dtype | None = None, low_precision_residual: bool = False,
     ) -> None:
-        """`low_precision` (the autocast dtype, for training under autocast on the hand-written encoder): keep a copy
-        of every matmul weight in that dtype, rewritten by `StackedAdamW` as it updates the weight, instead of casting
-        every weight in every forward. `low_precision_residual`: `StackedEncoder`'s option of that name."""
+        """`low_precision` (the autocast dtype, for training under autocast on the hand-written encoder): the matmuls
+        read a copy of every matmul weight in that dtype, which is what autograd differentiates, so the weight
+        gradients are written, clipped and read by the optimiser in that dtype (the rounding autocast's own matmul
+        gives them); `StackedAdamW` updates the fp32 weights from them and rewrites the copies in the same pass.
+        Without it every weight is cast in every forward and its gradient kept in fp32. (Gradient accumulation then
+        sums the micro-batches' gradients in the low dtype.) `low_precision_residual`: `StackedEncoder`'s option."""
         if len(models) < 1:
             raise ValueError("StackedModels needs at least one model")
         shapes = [[(n, tuple(p.shape)) for n, p in m.named_parameters()] for m in models]
@@ -67,9 +70,10 @@ class StackedModels:
         self._encoder = (
             StackedEncoder(config, low_precision_residual=low_precision_residual) if self.explicit_tasks else None
         )
-        self.low: dict[str, torch.Tensor] = {}  # matmul weight name -> its copy in `low_precision`
+        self.low: dict[str, torch.Tensor] = {}  # matmul weight name -> its copy in `low_precision` (a leaf)
         if low_precision is not None and self.explicit_tasks:
-            self.low = {n: p.detach().to(low_precision) for n, p in self.params.items() if is_matmul_weight(n, p)}
+            self.low = {n: p.detach().to(low_precision).requires_grad_()
+                        for n, p in self.params.items() if is_matmul_weight(n, p)}  # fmt: skip
         # lazy_rows: the word-embedding tables are read per batch and updated row-wise (replicate.stacked_optim);
         # only for stacks whose every task runs the hand-written encoder, which knows how to read them
         self.rows: LazyRows | None = None
@@ -141,7 +145,7 @@ class StackedModels:
         """`host_ids`: the batch's input ids on the host, when `batch` is already on the GPU and lazy rows are on (so
         finding the batch's rows needs no device sync)."""
         if task in self.explicit_tasks:
-            params = {**self.params, **{LOW + n: t for n, t in self.low.items()}} if self.low else self.params
+            params = {**self.params, **self.low} if self.low else self.params
             if self.rows is not None and self.template.training:
                 leaf, row_ids = self.rows.take(batch["input_ids"] if host_ids is None else host_ids)
                 params = {**params, WORD_EMBEDDINGS: leaf}

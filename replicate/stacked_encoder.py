@@ -23,7 +23,6 @@ from .model import span_logits
 ENCODER = "encoder."
 WORD_EMBEDDINGS = ENCODER + "embeddings.word_embeddings.weight"
 KINDS = ("classification", "multiple_choice", "qa", "tagging")
-LOW = "low:"  # params key prefix of a matmul weight's copy in the autocast dtype (StackedModels.low)
 
 
 def supports(config: Any, task: TaskSpec) -> bool:
@@ -44,38 +43,36 @@ class _StackedMatmul(torch.autograd.Function):
     Written as a Function for its backward: autograd through `bmm(x, w.transpose(1, 2))` yields the weight gradient
     in the transposed layout, and turning that into the weight's own layout was a strided copy of every weight
     gradient each step (32 ms of a 229 ms step for 8 XLM-R large models, profiled on the H200). Here the weight
-    gradient is computed as dy^T @ x, already [K, out, in], and on CUDA written straight in the weight's dtype (fp32)
-    by the matmul rather than by a cast of its bf16 result. `w_low`: the weights already in the autocast dtype (the
-    optimiser's copy, `StackedAdamW` shadows), used instead of casting `w` in every forward; the gradient still goes
-    to `w`."""
+    gradient is computed as dy^T @ x, already [K, out, in], in the weight's dtype: for fp32 weights under autocast
+    written straight in fp32 by the matmul on CUDA rather than by a cast of its bf16 result; for weights already in
+    the autocast dtype (`StackedModels(low_precision=)`) in that dtype, as autocast's own matmuls round it."""
 
     @staticmethod
     @torch.amp.custom_fwd(device_type="cuda")
-    def forward(ctx: Any, x: torch.Tensor, w: torch.Tensor, w_low: torch.Tensor | None) -> torch.Tensor:
+    def forward(ctx: Any, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         dtype = torch.get_autocast_dtype(x.device.type) if torch.is_autocast_enabled(x.device.type) else x.dtype
         ctx.w_dtype = w.dtype
-        x = x.to(dtype)
-        w = w_low if w_low is not None and w_low.dtype == dtype else w.to(dtype)
+        x, w = x.to(dtype), w.to(dtype)
         ctx.save_for_backward(x, w)
         return torch.bmm(x, w.transpose(1, 2))
 
     @staticmethod
     @torch.amp.custom_bwd(device_type="cuda")
-    def backward(ctx: Any, dy: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, None]:
+    def backward(ctx: Any, dy: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x, w = ctx.saved_tensors
         dy = dy.to(x.dtype)
         if dy.is_cuda and x.dtype != ctx.w_dtype:
             dw = torch.bmm(dy.transpose(1, 2), x, out_dtype=ctx.w_dtype)
         else:
             dw = torch.bmm(dy.transpose(1, 2), x)
-        return torch.bmm(dy, w), dw, None
+        return torch.bmm(dy, w), dw
 
 
 def _dense(p: dict[str, torch.Tensor], name: str, x: torch.Tensor) -> torch.Tensor:
     """The stacked Linear `name` (its `.weight` [K, out, in] and `.bias` [K, out]) applied to x [K, N, in]. The bias
     is added outside the matmul so that, compiled, the add fuses into whatever element-wise work follows (dropout,
     residual, LayerNorm, GELU) instead of `baddbmm` first writing the broadcast bias into its output."""
-    y = _StackedMatmul.apply(x, p[name + ".weight"], p.get(LOW + name + ".weight"))
+    y = _StackedMatmul.apply(x, p[name + ".weight"])
     return y + p[name + ".bias"].to(y.dtype).unsqueeze(1)
 
 

@@ -111,7 +111,7 @@ def per_model_grad_squares(grads: list[torch.Tensor], n: int) -> torch.Tensor:
     """Each of the n stacked models' sum of squared gradients over `grads` (tensors [n, ...]), as one tensor [n]: one
     multi-tensor kernel over every model's slice of every gradient instead of a launch per tensor, no device sync."""
     slices = [g[i] for i in range(n) for g in grads]
-    return torch.stack(torch._foreach_norm(slices)).float().view(n, len(grads)).pow(2).sum(1)
+    return torch.stack(torch._foreach_norm(slices, 2, dtype=torch.float32)).view(n, len(grads)).pow(2).sum(1)
 
 
 class LazyRows:
@@ -193,8 +193,9 @@ class StackedAdamW(torch.optim.Optimizer):
         max_grad_norm: float | None = 1.0, rows: LazyRows | None = None, row_weight_decay: float = 0.0,
         compiled: bool = False, shadows: Sequence[tuple[torch.Tensor, torch.Tensor]] = (),
     ) -> None:
-        """`shadows`: (parameter, its copy in a lower precision) pairs; each copy is rewritten as its parameter
-        is updated (the forward multiplies by the copy instead of casting the fp32 weight every step)."""
+        """`shadows`: (parameter, its copy in a lower precision) pairs: the forward used the copy, so the gradient
+        is the copy's (`.grad` of the copy, in its dtype); the parameter is updated from it and the copy rewritten
+        in the same pass."""
         super().__init__(groups, {"lr": lr, "weight_decay": 0.0})
         self.shadows = {id(p): low for p, low in shadows}
         self.n = n_models
@@ -216,14 +217,14 @@ class StackedAdamW(torch.optim.Optimizer):
     @torch.no_grad()
     def step(self, closure: Any = None) -> None:  # noqa: ARG002 (the Optimizer signature)
         self.t += 1
-        dense = [p for group in self.param_groups for p in group["params"] if p.grad is not None]
+        dense = [p for group in self.param_groups for p in group["params"] if self._grad(p) is not None]
         row_grad = self.rows.grad() if self.rows is not None else None
         device = (dense[0] if dense else self.rows.table).device  # type: ignore[union-attr]
         scale = torch.ones(self.n, device=device)
         if self.max_grad_norm:
             squares = torch.zeros(self.n, device=device)
             if dense:
-                squares += per_model_grad_squares([p.grad for p in dense], self.n)
+                squares += per_model_grad_squares([self._grad(p) for p in dense], self.n)
             if row_grad is not None:
                 squares += row_grad[0].float().pow(2).sum((1, 2))
             self.last_norms = squares.sqrt()
@@ -233,14 +234,15 @@ class StackedAdamW(torch.optim.Optimizer):
         for group in self.param_groups:
             hyper = self._hyper(group["lr"], group["weight_decay"], device)
             for p in group["params"]:
-                if p.grad is None:
+                grad = self._grad(p)
+                if grad is None:
                     continue
                 state = self.state[p]
                 if not state:
                     state["exp_avg"] = torch.zeros_like(p)
                     state["exp_avg_sq"] = torch.zeros_like(p)
                 low = self.shadows.get(id(p))
-                self._update(p.view(self.n, -1), p.grad.view(self.n, -1), state["exp_avg"].view(self.n, -1),
+                self._update(p.view(self.n, -1), grad.view(self.n, -1), state["exp_avg"].view(self.n, -1),
                              state["exp_avg_sq"].view(self.n, -1), per_model, hyper, self.eps,
                              None if low is None else low.view(self.n, -1))
         if self.rows is not None:
@@ -254,7 +256,13 @@ class StackedAdamW(torch.optim.Optimizer):
             rows.pending *= 1 - lr * self.row_weight_decay
             rows.clear()
 
+    def _grad(self, p: torch.Tensor) -> torch.Tensor | None:
+        low = self.shadows.get(id(p))
+        return p.grad if low is None else low.grad
+
     def zero_grad(self, set_to_none: bool = True) -> None:
         super().zero_grad(set_to_none)
+        for low in self.shadows.values():
+            low.grad = None
         if self.rows is not None:
             self.rows.clear()

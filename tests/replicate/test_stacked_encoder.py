@@ -147,9 +147,11 @@ def _no_dropout_pair(tiny_model: Path, kind: str = "classification"):
 
 
 def test_low_precision_weight_copies_train_exactly_as_casting_every_forward(tiny_model: Path) -> None:
-    """Under bf16 autocast, multiplying by the optimiser's bf16 weight copies (StackedModels(low_precision=)) gives
-    the very weights, losses and gradients that casting the fp32 weights in each forward gives: the copies never
-    go stale, across optimiser steps with weight decay and clipping."""
+    """Under bf16 autocast, training through the bf16 weight copies (StackedModels(low_precision=): the matmuls read
+    them, their bf16 gradients feed the clipping and AdamW on the fp32 weights, which rewrites them) gives the very
+    losses and weights that casting the fp32 weights in each forward gives, when that path's weight gradients are
+    bf16-rounded too (as here on the CPU, and in autocast's own matmuls): the copies never go stale, across optimiser
+    steps with weight decay and clipping."""
     import torch
 
     from claimscope.replicate.config import TrainSpec
@@ -175,6 +177,7 @@ def test_low_precision_weight_copies_train_exactly_as_casting_every_forward(tiny
             out.append(losses.detach())
         assert torch.equal(out[0], out[1])
     for name, low in with_copies.low.items():
+        assert low.grad is None  # zero_grad reached the copies
         assert torch.equal(low, with_copies.params[name].detach().to(torch.bfloat16)), name
         assert torch.equal(with_copies.params[name], casting.params[name]), name
     name = "encoder.encoder.layer.0.intermediate.dense.weight"
