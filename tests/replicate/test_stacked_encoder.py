@@ -179,7 +179,9 @@ def test_low_precision_weight_copies_train_exactly_as_casting_every_forward(tiny
     for name, low in with_copies.low.items():
         assert low.grad is None  # zero_grad reached the copies
         assert torch.equal(low, with_copies.params[name].detach().to(torch.bfloat16)), name
-        assert torch.equal(with_copies.params[name], casting.params[name]), name
+        # equal but for the clip factor's float rounding (the norm is summed per tensor here, per model slice
+        # there), which Adam's normalisation can carry into near-zero gradients: under 1 % of one lr-sized step
+        assert (with_copies.params[name] - casting.params[name]).abs().max() < 0.01 * 3e-3, name
     name = "encoder.encoder.layer.0.intermediate.dense.weight"
     assert not torch.equal(with_copies.params[name], start)  # training moved the weights
 
