@@ -44,3 +44,30 @@ def test_a_fold_without_predictions_is_named(tmp_path: Path) -> None:
     with pytest.raises(ClaimscopeError, match="oof-fold-1.jsonl"):
         install(runs, tmp_path / "model", tmp_path / "folds.json")
     assert not (tmp_path / "model" / "oof.jsonl").exists()  # nothing half-installed
+
+
+def test_matching_temperature_recovers_a_sharpened_copy_of_the_folds() -> None:
+    import numpy as np
+
+    from claimscope.verify.stance_folds import matching_temperature, mean_entropy, tempered
+
+    logits = np.random.default_rng(0).normal(size=(200, 3))
+    fold = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    sharper = tempered(fold, 1 / 1.5)  # the final adapter: the folds' logits x 1.5
+    assert mean_entropy(sharper) < mean_entropy(fold)
+    assert abs(matching_temperature(sharper, [fold, fold]) - 1.5) < 1e-6
+    # two folds on either side: the target is their mean entropy
+    t = matching_temperature(fold, [tempered(fold, 0.8), tempered(fold, 1.25)])
+    target = (mean_entropy(tempered(fold, 0.8)) + mean_entropy(tempered(fold, 1.25))) / 2
+    assert abs(mean_entropy(tempered(fold, t)) - target) < 1e-9 and 0.8 < t < 1.25
+
+
+def test_title_rows_leave_out_cited_and_short_titles() -> None:
+    from claimscope.verify.stance_folds import title_rows
+
+    corpus = {d: {"title": ("word " * (3 if d % 4 == 0 else 7)).strip()} for d in range(40)}
+    rows = title_rows(corpus, cited={1, 2, 3}, n=100)
+    ids = {r["id"] for r in rows}
+    assert ids == {d for d in range(40) if d % 4 and d not in {1, 2, 3}}
+    assert all(r["cited_doc_ids"] == [r["id"]] and r["claim"] == corpus[r["id"]]["title"] for r in rows)
+    assert title_rows(corpus, set(), 5) == title_rows(corpus, set(), 5) and len(title_rows(corpus, set(), 5)) == 5
