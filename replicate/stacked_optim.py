@@ -48,19 +48,6 @@ def adamw_update_(
         low.copy_(p_new)
 
 
-def adamw_update_many_(
-    ps: list[torch.Tensor], gs: list[torch.Tensor], ms: list[torch.Tensor], vs: list[torch.Tensor],
-    lows: list[torch.Tensor | None], scale: torch.Tensor, hyper: torch.Tensor, eps: float,
-) -> None:
-    """`adamw_update_` over a list of stacked tensors [K, ...] (one parameter group). Compiled, this is one call per
-    step instead of one per tensor: the host-side cost of ~400 separate compiled calls (guards, a launch each) was
-    more than the GPU time of the small tensors' updates, so the GPU waited on the host."""
-    k = scale.shape[0]
-    for p, g, m, v, low in zip(ps, gs, ms, vs, lows, strict=True):
-        adamw_update_(p.view(k, -1), g.view(k, -1), m.view(k, -1), v.view(k, -1), scale, hyper, eps,
-                      None if low is None else low.view(k, -1))
-
-
 def rows_update_(
     table: torch.Tensor, m: torch.Tensor, v: torch.Tensor, rows: torch.Tensor, g: torch.Tensor, slot: torch.Tensor,
     scale: torch.Tensor, hyper: torch.Tensor, eps: float,
@@ -120,15 +107,6 @@ except ImportError:  # no Triton (CPU builds): the eager version
     rows_update_cuda_ = None  # type: ignore[assignment]
 
 
-def to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """Host tensor -> `device` without waiting for the GPU: a copy from pageable memory may make the driver wait for
-    the stream to drain first (CUDA's cudaMemcpyAsync notes), which would leave the GPU idle while the host then
-    launches the next kernels; from pinned memory it is queued like a kernel."""
-    if device.type != "cuda":
-        return t.to(device)
-    return t.pin_memory().to(device, non_blocking=True)
-
-
 def per_model_grad_squares(grads: list[torch.Tensor], n: int) -> torch.Tensor:
     """Each of the n stacked models' sum of squared gradients over `grads` (tensors [n, ...]), as one tensor [n]: one
     multi-tensor kernel over every model's slice of every gradient instead of a launch per tensor, no device sync."""
@@ -172,9 +150,9 @@ class LazyRows:
         width = min(ids.numel(), self.table.shape[1])
         slots = torch.cat([uniq, uniq[:1].expand(width - len(uniq))])
         dev = self.table.device
-        leaf = self.table.index_select(1, to_device(slots, dev)).requires_grad_()
-        self._taken.append((leaf, to_device(uniq, dev), len(uniq)))
-        return leaf, to_device(inverse, dev)
+        leaf = self.table.index_select(1, slots.to(dev, non_blocking=True)).requires_grad_()
+        self._taken.append((leaf, uniq.to(dev, non_blocking=True), len(uniq)))
+        return leaf, inverse.to(dev, non_blocking=True)
 
     def activate(self, rows: torch.Tensor) -> None:
         """Pay the owed decay of the rows in `rows` (host ids) that were never touched, and make them active."""
@@ -182,10 +160,10 @@ class LazyRows:
         if not len(new):
             return
         self.active_host[new] = True
-        idx = to_device(new, self.table.device)
+        idx = new.to(self.table.device)
         if self.pending != 1.0:
             self.table[:, idx] *= self.pending
-        self.active = to_device(torch.nonzero(self.active_host).squeeze(1), self.table.device)
+        self.active = torch.nonzero(self.active_host).squeeze(1).to(self.table.device)
 
     def grad(self) -> tuple[torch.Tensor, torch.Tensor] | None:
         """The gradient of the batches taken since the last step: (compact [K, U, D], slot [A]) where slot[a] is the
@@ -238,7 +216,7 @@ class StackedAdamW(torch.optim.Optimizer):
         self.row_weight_decay = row_weight_decay
         self.t = 0
         self.last_norms: torch.Tensor | None = None
-        self._update_many = torch.compile(adamw_update_many_) if compiled else adamw_update_many_
+        self._update = torch.compile(adamw_update_, dynamic=True) if compiled else adamw_update_
         self._low_squares = (
             torch.compile(per_model_grad_squares_by_reduction) if compiled else per_model_grad_squares_by_reduction
         )
@@ -248,7 +226,7 @@ class StackedAdamW(torch.optim.Optimizer):
 
     def _hyper(self, lr: float, wd: float, device: torch.device) -> torch.Tensor:
         bc1, bc2 = 1 - BETA1**self.t, 1 - BETA2**self.t
-        return to_device(torch.tensor([1 - lr * wd, lr / bc1, math.sqrt(bc2)], dtype=torch.float32), device)
+        return torch.tensor([1 - lr * wd, lr / bc1, math.sqrt(bc2)], dtype=torch.float32).to(device, non_blocking=True)
 
     @torch.no_grad()
     def step(self, closure: Any = None) -> None:  # noqa: ARG002 (the Optimizer signature)
@@ -274,20 +252,18 @@ class StackedAdamW(torch.optim.Optimizer):
         lr = self.param_groups[0]["lr"]
         for group in self.param_groups:
             hyper = self._hyper(group["lr"], group["weight_decay"], device)
-            todo = [(p, self._grad(p)) for p in group["params"]]
-            todo = [(p, g) for p, g in todo if g is not None]
-            if not todo:
-                continue
-            for p, _ in todo:
+            for p in group["params"]:
+                grad = self._grad(p)
+                if grad is None:
+                    continue
                 state = self.state[p]
                 if not state:
                     state["exp_avg"] = torch.zeros_like(p)
                     state["exp_avg_sq"] = torch.zeros_like(p)
-            self._update_many(
-                [p for p, _ in todo], [g for _, g in todo], [self.state[p]["exp_avg"] for p, _ in todo],
-                [self.state[p]["exp_avg_sq"] for p, _ in todo], [self.shadows.get(id(p)) for p, _ in todo],
-                per_model, hyper, self.eps,
-            )
+                low = self.shadows.get(id(p))
+                self._update(p.view(self.n, -1), grad.view(self.n, -1), state["exp_avg"].view(self.n, -1),
+                             state["exp_avg_sq"].view(self.n, -1), per_model, hyper, self.eps,
+                             None if low is None else low.view(self.n, -1))
         if self.rows is not None:
             rows = self.rows
             if rows.n_active:
