@@ -67,6 +67,19 @@ def ece(confidence: Sequence[float], correct: Sequence[bool], n_bins: int = 15) 
                      for r in reliability(confidence, correct, n_bins)))
 
 
+def ece_if_calibrated(confidence: Sequence[float], n_bins: int = 15, draws: int = 400,
+                      seed: int = 13) -> tuple[float, float]:
+    """The ECE these confidences would show if they were perfectly calibrated: each prediction counted right with
+    probability equal to its confidence, `draws` times. (mean, 95th percentile). Binned ECE is biased upwards on a
+    few hundred predictions, so a measured ECE is read against this, not against zero."""
+    conf = np.asarray(confidence, dtype=np.float64)
+    if not len(conf):
+        return 0.0, 0.0
+    rng = np.random.default_rng(seed)
+    values = [ece(conf, rng.random(len(conf)) < conf, n_bins) for _ in range(draws)]
+    return float(np.mean(values)), float(np.percentile(values, 95))
+
+
 def top_label(probs: np.ndarray, y: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
     """(confidence of the predicted class, whether it is right) for multi-class probabilities."""
     p = np.asarray(probs, dtype=np.float64)

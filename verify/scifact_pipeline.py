@@ -263,7 +263,7 @@ def doc_gold(gold_row: Mapping, doc_id: int) -> int:
 
 def decision_calibration(decisions: Mapping[int, list[DocDecision]], gold: Mapping[int, Mapping]) -> dict[str, Any]:
     """ECE / Brier of the abstract-level 3-way probabilities over all candidate abstracts."""
-    from claimscope.verify.calibrate import calibration_metrics, reliability, top_label
+    from claimscope.verify.calibrate import calibration_metrics, ece_if_calibrated, reliability, top_label
 
     probs, ys = [], []
     for cid, dds in decisions.items():
@@ -273,7 +273,9 @@ def decision_calibration(decisions: Mapping[int, list[DocDecision]], gold: Mappi
     p = np.asarray(probs).reshape(-1, 3)
     y = np.asarray(ys, dtype=int)
     conf, ok = top_label(p, y)
-    return calibration_metrics(p, y) | {"reliability": reliability(conf, ok)}
+    floor, floor_95 = ece_if_calibrated(conf)
+    return calibration_metrics(p, y) | {"reliability": reliability(conf, ok), "ece_if_calibrated": floor,
+                                        "ece_if_calibrated_p95": floor_95}
 
 
 # ------------------------------------------------------------------------------------------------ fitting the rule

@@ -61,3 +61,18 @@ def test_logistic_and_json_roundtrip(tmp_path: Path) -> None:
     assert back is not None and np.allclose(back(test_p), lg(test_p))
     assert cal.load_calibrator(path, adapter_sha256="other") is None  # fitted for another adapter
     assert cal.load_calibrator(tmp_path / "missing.json") is None
+
+
+def test_ece_if_calibrated_shrinks_with_n_and_is_reproducible() -> None:
+    """Perfectly calibrated confidences still show a binned ECE on few predictions; it falls as n grows (roughly as
+    1/sqrt(n)), and a measured ECE below it cannot be told apart from perfect calibration."""
+    rng = np.random.default_rng(0)
+    small = rng.uniform(0.34, 1.0, 340)  # the size of SciFact dev's oracle abstracts
+    large = rng.uniform(0.34, 1.0, 34000)
+    mean_small, p95_small = cal.ece_if_calibrated(small)
+    mean_large, _ = cal.ece_if_calibrated(large, draws=50)
+    assert 0.03 < mean_small < 0.09
+    assert p95_small > mean_small
+    assert mean_large < mean_small / 5
+    assert cal.ece_if_calibrated(small) == (mean_small, p95_small)  # seeded
+    assert cal.ece_if_calibrated([]) == (0.0, 0.0)
