@@ -30,7 +30,9 @@ import itertools
 import json
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -223,6 +225,46 @@ def oof_vectors(data: tqa.TrainData, folds: np.ndarray, cache: Path | None, adap
     return q
 
 
+@dataclass
+class Setup:
+    """What the document-ranking benchmarks share: SciFact train with its query-adapter folds, the corpus index,
+    and the train (out-of-fold adapted claim vectors) and dev splits over it."""
+
+    data: Any  # tqa.load_data's
+    adapter: QueryAdapter
+    folds: np.ndarray
+    corpus: dict
+    index: Any  # EvidenceIndex
+    dev_rows: list[dict]
+    titles: list[str]  # the document units' titles and texts, in the index's unit order
+    texts: list[str]
+    lexical: Lexical  # stemmed BM25 over title + text, the shipped parameters
+    train: Split
+    dev: Split
+
+
+def load_setup(scifact: Path, index_dir: Path, oof_cache: Path | None) -> Setup:
+    from claimscope.verify.scifact_pipeline import scifact_index
+
+    data = tqa.load_data(scifact, index_dir)
+    adapter = QueryAdapter.load()
+    folds = tqa.fold_of(len(data.claims), 5, json.loads((DEFAULT_DIR / "training.json").read_text())["seed"])
+    q_oof = oof_vectors(data, folds, oof_cache, adapter.sha256)
+    corpus = sf.read_corpus(scifact / "corpus.jsonl")
+    index = scifact_index(corpus, index_dir, tqa.MODEL)
+    ranker = index.doc_ranker()
+    col = {int(d): i for i, d in enumerate(data.doc_ids)}
+    dev = sf.read_jsonl_rows(scifact / "claims_dev.jsonl")
+    dev_claims = [r["claim"] for r in dev]
+    q_dev_base = index.embed_queries(dev_claims)
+    titles, texts = ranker.unit_titles(), [u.text for u in ranker.units]
+    lexical = Lexical([(t + " " + x) if t else x for t, x in zip(titles, texts, strict=True)], 1.5, 0.75)
+    train = Split(data.claims, data.evidence, q_oof, data.q_base, data, lexical)
+    dev_split = Split(dev_claims, [[col[int(d)] for d in r.get("evidence", {}) if int(d) in col] for r in dev],
+                      adapter.apply(q_dev_base), q_dev_base, data, lexical)
+    return Setup(data, adapter, folds, corpus, index, dev, titles, texts, lexical, train, dev_split)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--scifact", type=Path, required=True)
@@ -233,26 +275,12 @@ def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     t_start = time.perf_counter()
 
-    data = tqa.load_data(args.scifact, args.index_dir)
-    adapter = QueryAdapter.load()
-    folds = tqa.fold_of(len(data.claims), 5, json.loads((DEFAULT_DIR / "training.json").read_text())["seed"])
-    q_oof = oof_vectors(data, folds, args.oof_cache, adapter.sha256)
-    from claimscope.verify.scifact_pipeline import scifact_index
-
-    corpus = sf.read_corpus(args.scifact / "corpus.jsonl")
-    index = scifact_index(corpus, args.index_dir, tqa.MODEL)
-    ranker = index.doc_ranker()
-    col = {int(d): i for i, d in enumerate(data.doc_ids)}
-    dev = sf.read_jsonl_rows(args.scifact / "claims_dev.jsonl")
-    dev_claims = [r["claim"] for r in dev]
-    q_dev_base = index.embed_queries(dev_claims)
-    titles, texts = ranker.unit_titles(), [u.text for u in ranker.units]
-    order = np.concatenate([u.rows for u in ranker.units])
-    lexical = Lexical([(t + " " + x) if t else x for t, x in zip(titles, texts, strict=True)], 1.5, 0.75)
-    splits = {"train": Split(data.claims, data.evidence, q_oof, data.q_base, data, lexical),
-              "dev": Split(dev_claims, [[col[int(d)] for d in r.get("evidence", {}) if int(d) in col] for r in dev],
-                           adapter.apply(q_dev_base), q_dev_base, data, lexical)}
-    tr, dv = splits["train"], splits["dev"]
+    setup = load_setup(args.scifact, args.index_dir, args.oof_cache)
+    data, adapter, folds, index = setup.data, setup.adapter, setup.folds, setup.index
+    titles, texts, lexical = setup.titles, setup.texts, setup.lexical
+    order = np.concatenate([u.rows for u in index.doc_ranker().units])
+    tr, dv = setup.train, setup.dev
+    splits = {"train": tr, "dev": dv}
     rows: dict[str, dict] = {}
 
     def record(name: str, found_tr: np.ndarray, found_dv: np.ndarray, labels: list) -> None:

@@ -32,9 +32,7 @@ import numpy as np
 from claimscope.settings import VerifySettings
 from claimscope.types import Claim, PaperRef
 from claimscope.verify import scifact as sf
-from claimscope.verify import train_query_adapter as tqa
 from claimscope.verify.docrank import _z
-from claimscope.verify.query_adapter import DEFAULT_DIR, QueryAdapter
 
 logger = logging.getLogger(__name__)
 HERE = Path(__file__).resolve().parent
@@ -134,25 +132,14 @@ def main() -> int:
     t_start = time.perf_counter()
     cvmod = _docrank_cv()
 
-    data = tqa.load_data(args.scifact, args.index_dir)
-    adapter = QueryAdapter.load()
-    folds = tqa.fold_of(len(data.claims), 5, json.loads((DEFAULT_DIR / "training.json").read_text())["seed"])
-    q_oof = cvmod.oof_vectors(data, folds, args.oof_cache, adapter.sha256)
-    from claimscope.verify.scifact_pipeline import scifact_index, scifact_verifier
+    setup = cvmod.load_setup(args.scifact, args.index_dir, args.oof_cache)
+    data, adapter, folds, corpus, index, dev = (setup.data, setup.adapter, setup.folds, setup.corpus, setup.index,
+                                                setup.dev_rows)
+    dev_claims = [r["claim"] for r in dev]
+    tr, dv = setup.train, setup.dev
+    from claimscope.verify.scifact_pipeline import scifact_verifier
     from claimscope.verify.stance import load_scorer
 
-    corpus = sf.read_corpus(args.scifact / "corpus.jsonl")
-    index = scifact_index(corpus, args.index_dir, tqa.MODEL)
-    ranker = index.doc_ranker()
-    col = {int(d): i for i, d in enumerate(data.doc_ids)}
-    dev = sf.read_jsonl_rows(args.scifact / "claims_dev.jsonl")
-    dev_claims = [r["claim"] for r in dev]
-    q_dev_base = index.embed_queries(dev_claims)
-    titles, texts = ranker.unit_titles(), [u.text for u in ranker.units]
-    lexical = cvmod.Lexical([(t + " ") + x if t else x for t, x in zip(titles, texts, strict=True)], 1.5, 0.75)
-    tr = cvmod.Split(data.claims, data.evidence, q_oof, data.q_base, data, lexical)
-    dv = cvmod.Split(dev_claims, [[col[int(d)] for d in r.get("evidence", {}) if int(d) in col] for r in dev],
-                     adapter.apply(q_dev_base), q_dev_base, data, lexical)
     d_max, m_max = args.depth, args.sentences
     splits = {"train": tr, "dev": dv}
     cand, cand_fused, tail = {}, {}, {}

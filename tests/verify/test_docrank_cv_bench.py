@@ -3,9 +3,7 @@ the per-fold choice never looks at the held-out fold, the listwise fusion learns
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,13 +17,8 @@ FIXTURES = REPO / "tests" / "fixtures" / "corpus"
 
 
 @pytest.fixture(scope="module")
-def bench():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location("docrank_cv", REPO / "benchmarks" / "docrank_cv.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["docrank_cv"] = module
-    spec.loader.exec_module(module)
-    return module
+def bench(benchmark_module):  # type: ignore[no-untyped-def]
+    return benchmark_module("docrank_cv")
 
 
 def _rows(name: str) -> list[dict]:

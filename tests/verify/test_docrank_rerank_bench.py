@@ -4,9 +4,7 @@ first m sentences; the stance signal of a top abstract is 1 - P(NEUTRAL) of the 
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 import zlib
 from pathlib import Path
 
@@ -22,13 +20,8 @@ FIXTURES = REPO / "tests" / "fixtures" / "corpus"
 
 
 @pytest.fixture(scope="module")
-def bench():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location("docrank_rerank", REPO / "benchmarks" / "docrank_rerank.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["docrank_rerank"] = module
-    spec.loader.exec_module(module)
-    return module
+def bench(benchmark_module):  # type: ignore[no-untyped-def]
+    return benchmark_module("docrank_rerank")
 
 
 def test_rerank_reorders_only_the_top_depth_by_the_first_m_sentences(bench) -> None:  # type: ignore[no-untyped-def]
