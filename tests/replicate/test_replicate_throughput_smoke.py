@@ -32,3 +32,23 @@ def test_throughput_benchmark_smoke(tmp_path: Path) -> None:
         assert 0 < r["mfu"] < 1
     assert modes["naive"]["precision"] == "fp32" and modes["naive"]["attn"] == "sdpa"  # HF Trainer defaults
     assert "tiny" in proc.stdout and "x naive" in proc.stdout
+
+
+def test_profile_kernel_kinds_from_h200_kernel_names() -> None:
+    """Kernel names as the H200 profile of the stacked step printed them (cuDNN's attention kernel names contain
+    `sm90_` like cuBLAS's matmuls: attention must be told apart first)."""
+    import importlib.util
+
+    path = REPO / "benchmarks" / "replicate_throughput.py"
+    spec = importlib.util.spec_from_file_location("replicate_throughput", path)
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    kinds = {
+        "nvjet_sm90_tst_256x128_64x4_1x2_h_bz_coopA_NNT": "matmul",
+        "cudnn_generated_fort_native_sdpa_sm90_flash_bprop_wgmma_f16_knob_26_64x64x64_1x4x1_cga1": "attention",
+        "void cudnn::fusion::compute_dot_do_o_specialized<true, 64>(void const*, void const*)": "other",
+        "triton_poi_fused__to_copy_add_copy_copy__div_mul_select_sqrt_sub_0": "triton",
+        "_rows_adamw_kernel": "other",
+    }
+    assert {name: bench._kernel_kind(name) for name in kinds} == kinds
