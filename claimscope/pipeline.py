@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Protocol
 
 from claimscope.errors import BadRunDir, PaperNotFound
 from claimscope.rundir import RunDir, read_json, read_jsonl, write_json, write_jsonl
@@ -149,7 +150,17 @@ def _folder_state(folder: Path | None) -> list[tuple[str, int, float]]:
     return sorted((p.name, p.stat().st_size, p.stat().st_mtime) for p in Path(folder).iterdir() if p.is_file())
 
 
-def attach_full_sentences(run: Run, claims: list[Claim], papers: list[Paper]) -> list[Claim]:
+class RunLike(Protocol):
+    """What `attach_full_sentences` uses of a run: its folder and settings (`Run`, or reverify's staging folder)."""
+
+    @property
+    def dir(self) -> RunDir: ...
+
+    @property
+    def settings(self) -> Settings: ...
+
+
+def attach_full_sentences(run: RunLike, claims: list[Claim], papers: list[Paper]) -> list[Claim]:
     """For claims cut off in the report, find the complete sentence in a cited paper (shown and verified too)."""
     from claimscope.verify.extract import find_full_sentence
 
@@ -181,7 +192,7 @@ def attach_full_sentences(run: Run, claims: list[Claim], papers: list[Paper]) ->
     return claims
 
 
-def _load_docs(run: Run, papers: list[Paper]) -> list:
+def _load_docs(run: RunLike, papers: list[Paper]) -> list:
     from claimscope.retrieve.local import read_document
 
     docs = []

@@ -332,7 +332,8 @@ def _absolute(papers: Sequence[Paper], base: Path) -> list[Paper]:
 
 
 class _StagedRun:
-    """Just enough of `pipeline.Run` for `attach_full_sentences`, writing into the staging folder."""
+    """Just enough of `pipeline.Run` for `attach_full_sentences` (a `pipeline.RunLike`), writing into the staging
+    folder."""
 
     def __init__(self, staging: Path, settings: Settings) -> None:
         self.dir = RunDir(staging)
