@@ -50,6 +50,7 @@ class BadSettings(ClaimscopeError, ValueError):
 
 class NetworkError(ClaimscopeError):
     retryable = False
+    retry_after: float | None = None  # seconds the server's Retry-After header asked for, when it gave one
 
 
 class RateLimited(NetworkError):

@@ -83,7 +83,8 @@ def run_retrieve(args: argparse.Namespace) -> int:
         passages += paper_passages(
             paper, doc, window_sentences=settings.window_sentences, stride=settings.window_stride
         )
-    write_jsonl(run.papers_index, sorted(papers.values(), key=lambda p: p.ref.key))
+    by_key: list[Paper] = sorted(papers.values(), key=lambda p: p.ref.key)
+    write_jsonl(run.papers_index, by_key)
     write_jsonl(run.passages, passages)
     if gaps:
         write_jsonl(run.root / "retrieve_gaps.jsonl", gaps)

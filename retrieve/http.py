@@ -82,7 +82,7 @@ class PoliteSession(requests.Session):
         wait = state.next_action.sleep if state.next_action else 0.0
         logger.warning("%s; retry %d/%d in %.1fs", err, state.attempt_number, self.num_retries, wait)
 
-    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+    def request(self, method: str, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
         kwargs.setdefault("timeout", self.timeout)
         headers = dict(kwargs.pop("headers", None) or {})
         headers = {k: v for k, v in headers.items() if k.lower() != "user-agent"}
@@ -98,7 +98,7 @@ class PoliteSession(requests.Session):
         )
         return retrying(self._once, method, url, *args, **kwargs)
 
-    def _once(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
+    def _once(self, method: str, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
         u = url.decode() if isinstance(url, bytes) else url
         self.limiter.wait()
         self.request_count += 1
@@ -107,15 +107,14 @@ class PoliteSession(requests.Session):
         except requests.Timeout as e:
             raise RequestTimeout(u, f"no answer within {kwargs.get('timeout')}s") from e
         except requests.ConnectionError as e:
-            err = ServerError(u, f"connection failed: {str(e)[:150]}")
-            raise err from e
+            raise ServerError(u, f"connection failed: {str(e)[:150]}") from e
         if resp.status_code == 429 or resp.status_code >= 500:
             after = parse_retry_after(resp.headers.get("Retry-After"))
             resp.close()
             cls = RateLimited if resp.status_code == 429 else ServerError
             hint = f" (Retry-After {after:.0f}s)" if after is not None else ""
             err = cls(u, f"HTTP {resp.status_code}{hint}")
-            err.retry_after = after  # type: ignore[attr-defined]
+            err.retry_after = after
             if after is not None:
                 self.limiter.defer(min(after, MAX_RETRY_AFTER))
             raise err

@@ -126,7 +126,7 @@ def _construct_fast(values: dict[str, Any]) -> Passage:
 
 def _construct_checked() -> Any:
     """`_construct_fast` when it builds exactly what model_construct builds on this pydantic, else model_construct."""
-    probe = {
+    probe: dict[str, Any] = {
         "id": "0",
         "paper": "p",
         "arxiv_id": None,
