@@ -60,8 +60,15 @@ class VerifySettings(_Section):
     )
 
 
+ReportFormat = Literal["md", "html", "csv", "json"]
+
+
+def _all_report_formats() -> list[ReportFormat]:
+    return ["md", "html", "csv", "json"]
+
+
 class ReportSettings(_Section):
-    formats: list[Literal["md", "html", "csv", "json"]] = Field(default_factory=lambda: ["md", "html", "csv", "json"])
+    formats: list[ReportFormat] = Field(default_factory=_all_report_formats)
     max_evidence_shown: int = Field(3, description="evidence quotes per claim in the detail section")
 
 
