@@ -143,7 +143,7 @@ def _load_hub(task: TaskSpec, split: str, lang: str) -> list[Example]:
     name = spec.get("name")
     if name:
         name = name.format(lang=lang, lang_name=UDPOS_NAMES.get(lang, lang), lang3=TATOEBA_CODES.get(lang, lang))
-    rows: list[Example] = []
+    rows: list[Example | None] = []
     for path in paths:
         hf_split = _hf_split(split)
         if path == "google/xtreme" and task.name in ("xquad", "tatoeba", "bucc"):
@@ -208,6 +208,8 @@ def _convert(
         return {"id": str(x["id"]), "context": x["context"], "question": x["question"], "answers": answers}
     if k == "tagging":
         tags = x.get("ner_tags", x.get("pos_tags"))
+        if tags is None:
+            raise DataNotFound(task.name, "a tagging row without ner_tags or pos_tags")
         return {
             "tokens": list(x["tokens"]),
             "tags": [names[t] if names and isinstance(t, int) else str(t) for t in tags],

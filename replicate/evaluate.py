@@ -18,7 +18,7 @@ from .config import TaskSpec, TrainSpec
 from .data import Example
 from .dist import DistEnv
 from .features import featurize, label_index
-from .model import MultiTaskModel, collate, drop_full_mask
+from .model import MultiTaskModel, collate, drop_full_mask, encoder_config
 from .train import autocast
 
 logger = logging.getLogger(__name__)
@@ -131,7 +131,7 @@ def encode_sentences(
 ) -> np.ndarray:
     """Mean-pooled hidden states of `layer` (0 = embeddings, L = last layer) for each text."""
     encoder.eval()
-    out = np.zeros((len(texts), encoder.config.hidden_size), dtype=np.float32)
+    out = np.zeros((len(texts), encoder_config(encoder).hidden_size), dtype=np.float32)
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     for b in range(0, len(order), spec.eval_batch):
         idx = order[b : b + spec.eval_batch]

@@ -116,13 +116,15 @@ def qa_scores(
 
 def _entities(tags: Sequence[str]) -> set[tuple[int, int, str]]:
     """IOB2/IOB1 spans (seqeval's default, non-strict mode)."""
-    spans, start, kind = set(), None, None
+    spans: set[tuple[int, int, str]] = set()
+    start: int | None = None
+    kind = ""  # read only while start is set
     for i, t in enumerate([*tags, "O"]):
         prefix, _, typ = t.partition("-") if "-" in t else (t, "", "")
         boundary = t == "O" or prefix == "B" or (prefix == "I" and typ != kind)
         if start is not None and boundary:
             spans.add((start, i, kind))
-            start, kind = None, None
+            start, kind = None, ""
         if prefix in ("B", "I") and start is None:
             start, kind = i, typ
     return spans

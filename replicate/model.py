@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import torch
 from torch import nn
 
 from .config import TaskSpec
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +30,24 @@ def load_encoder(name_or_path: str | Path, *, attn_implementation: str = "sdpa",
     return AutoModel.from_pretrained(
         str(name_or_path), add_pooling_layer=False, attn_implementation=attn_implementation
     )
+
+
+class EncoderConfig(Protocol):
+    """The fields of a `transformers` encoder config that this package reads."""
+
+    vocab_size: int
+    hidden_size: int
+    num_hidden_layers: int
+
+
+def encoder_config(encoder: nn.Module) -> EncoderConfig:
+    """`encoder.config`, typed (torch types an nn.Module's attribute access as Tensor | Module)."""
+    return cast(EncoderConfig, encoder.config)
+
+
+def hf_model(encoder: nn.Module) -> PreTrainedModel:
+    """`encoder` as the `transformers` model it is, for its methods (get_input_embeddings, save_pretrained)."""
+    return cast("PreTrainedModel", encoder)
 
 
 class ClassificationHead(nn.Module):
@@ -123,7 +144,7 @@ def build_model(
 ) -> MultiTaskModel:
     """Fresh heads for `tasks` on top of `encoder` (heads are never carried between phases)."""
     tag_sets = tag_sets or {}
-    emb = encoder.get_input_embeddings()
+    emb = cast(nn.Embedding, hf_model(encoder).get_input_embeddings())
     heads = {
         t.name: make_head(t, encoder.config, num_tags=len(tag_sets.get(t.name, [])), embeddings=emb) for t in tasks
     }
@@ -200,7 +221,7 @@ def save_encoder(model: MultiTaskModel | nn.Module, tokenizer: Any, out_dir: Pat
     encoder = model.encoder if isinstance(model, MultiTaskModel) else model
     encoder = getattr(encoder, "_orig_mod", encoder)
     out_dir.mkdir(parents=True, exist_ok=True)
-    encoder.save_pretrained(out_dir)
+    hf_model(encoder).save_pretrained(out_dir)
     if tokenizer is not None:
         tokenizer.save_pretrained(out_dir)
     return out_dir

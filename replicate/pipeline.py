@@ -25,7 +25,7 @@ from .errors import DataNotFound
 from .evaluate import evaluate_retrieval, evaluate_task
 from .features import featurize, tag_labels
 from .fileio import write_json
-from .model import MultiTaskModel, build_model, load_encoder, save_encoder
+from .model import MultiTaskModel, build_model, encoder_config, load_encoder, save_encoder
 from .results import environment, paper_value, summarize_cell
 from .stacked import train_phase_stacked
 from .train import train_phase
@@ -179,7 +179,7 @@ class Runner:
         info: dict[str, Any] = {}
         if task.kind == "retrieval":
             encoder = self._encoder(encoder_path)
-            layer = self.recipe.retrieval_layer or encoder.config.num_hidden_layers // 2 + 1
+            layer = self.recipe.retrieval_layer or encoder_config(encoder).num_hidden_layers // 2 + 1
             info["layer"] = layer
             for lang in task.languages:
                 if lang == "en":

@@ -30,7 +30,7 @@ ARCH = {
     "xlm-roberta-large": {"layers": 24, "hidden": 1024, "ffn": 4096, "vocab": 250002},
     "xlm-roberta-base": {"layers": 12, "hidden": 768, "ffn": 3072, "vocab": 250002},
 }
-ISSUE_RATES = {  # seq/s, XLM-R large, 128 tokens, batch 32, measured on the H200 (issue 8)
+ISSUE_RATES: dict[str, Any] = {  # seq/s, XLM-R large, 128 tokens, batch 32, measured on the H200 (issue 8)
     "source": "issue 8 hand measurements (H200, random XLM-R large, 128 tokens, batch 32)",
     "xlm-roberta-large": {"128": {"naive": 373.0, "optimised": 720.0, "shared": 1200.0, "stacked": 1200.0}},
 }

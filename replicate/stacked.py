@@ -22,7 +22,7 @@ import copy
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -43,7 +43,7 @@ class StackedModels:
     """K models of identical structure trained as one: `__call__(task, batch)` returns K losses and K logits."""
 
     def __init__(
-        self, models: list[nn.Module], *, compile_forward: bool = False, use_vmap: bool = False,
+        self, models: Sequence[nn.Module], *, compile_forward: bool = False, use_vmap: bool = False,
         lazy_rows: bool = False, low_precision: torch.dtype | None = None, low_precision_residual: bool = False,
     ) -> None:
         """`low_precision` (the autocast dtype, for training under autocast on the hand-written encoder): the matmuls
@@ -242,7 +242,7 @@ def train_phase_stacked(
     sched = linear_schedule(opt, total, spec.warmup_ratio)
     torch.manual_seed(seed)
     results = [PhaseResult() for _ in range(n)]
-    best = [(-math.inf, None)] * n
+    best: list[tuple[float, dict[str, torch.Tensor] | None]] = [(-math.inf, None)] * n
     loss_hist: list[torch.Tensor] = []
     t0 = time.perf_counter()
     for step in range(total):

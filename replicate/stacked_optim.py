@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -229,7 +229,7 @@ class StackedAdamW(torch.optim.Optimizer):
         return torch.tensor([1 - lr * wd, lr / bc1, math.sqrt(bc2)], dtype=torch.float32).to(device, non_blocking=True)
 
     @torch.no_grad()
-    def step(self, closure: Any = None) -> None:  # noqa: ARG002 (the Optimizer signature)
+    def step(self, closure: None = None) -> None:  # type: ignore[override]  # noqa: ARG002 (no closure support)
         self.t += 1
         dense = [p for group in self.param_groups for p in group["params"] if self._grad(p) is not None]
         row_grad = self.rows.grad() if self.rows is not None else None
@@ -237,13 +237,13 @@ class StackedAdamW(torch.optim.Optimizer):
         scale = torch.ones(self.n, device=device)
         if self.max_grad_norm:
             squares = torch.zeros(self.n, device=device)
-            grads = [self._grad(p) for p in dense]
+            grads = cast("list[torch.Tensor]", [self._grad(p) for p in dense])  # dense: those with a gradient
             full = [g for g in grads if g.dtype == torch.float32]
-            low = [g for g in grads if g.dtype != torch.float32]
+            low_grads = [g for g in grads if g.dtype != torch.float32]
             if full:
                 squares += per_model_grad_squares(full, self.n)
-            if low:
-                squares += self._low_squares(low, self.n)
+            if low_grads:
+                squares += self._low_squares(low_grads, self.n)
             if row_grad is not None:
                 squares += row_grad[0].float().pow(2).sum((1, 2))
             self.last_norms = squares.sqrt()

@@ -153,7 +153,7 @@ def prepare(
             out / "debsec" / f"test.{lang}.jsonl.gz", [sec_row(trans[lang][m], m) for m in ms]
         )
     for lang, ms in ret_test.items():
-        rows = [
+        rows: list[dict[str, Any]] = [
             {"src_id": f"{lang}:{m}", "src": trans[lang][m].short, "tgt_id": f"en:{m}", "tgt": en[m].short} for m in ms
         ]
         files[f"debret/test.{lang}"] = _gz_jsonl(out / "debret" / f"test.{lang}.jsonl.gz", rows)
@@ -165,7 +165,7 @@ def prepare(
     shorts = [en[m].short for m in match_pool]
     rows = []
     for i, m in enumerate(match_pool):
-        wrong = set()
+        wrong: set[str] = set()
         while len(wrong) < 3:
             j = rng.randrange(len(shorts))
             if j != i and shorts[j] != shorts[i]:
