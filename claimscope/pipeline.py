@@ -118,6 +118,18 @@ def cited_refs(claims: list[Claim]) -> list[PaperRef]:
     return list(refs.values())
 
 
+def refs_to_hold(claims: list[Claim], papers_dir: Path | None) -> list[PaperRef]:
+    """The papers a run reads: every paper a claim cites and, when some claim cites none, every paper in the papers
+    folder, so that claim is checked against the papers the user pointed at."""
+    from claimscope.retrieve.local import folder_refs
+
+    refs = cited_refs(claims)
+    if papers_dir is None or all(c.cited for c in claims) or not Path(papers_dir).is_dir():
+        return refs
+    ids = {r.arxiv_id for r in refs if r.arxiv_id} | {r.local_name for r in refs if r.local_name}
+    return refs + [r for r in folder_refs(Path(papers_dir)) if (r.arxiv_id or r.local_name) not in ids]
+
+
 def stage_retrieve(run: Run, refs: list[PaperRef]) -> tuple[list[Paper], list[Passage]]:
     from claimscope.retrieve.local import collect_papers
     from claimscope.retrieve.passages import paper_passages
@@ -278,8 +290,8 @@ def run_pipeline(claims_path: Path, out: Path, settings: Settings, *, fmt: str |
     run = Run(out, settings)
     say(f"reading claims from {claims_path}")
     claims = stage_claims(run, claims_path, fmt)
-    refs = cited_refs(claims)
-    say(f"collecting {len(refs)} cited papers")
+    refs = refs_to_hold(claims, settings.retrieve.papers_dir)
+    say(f"collecting {len(refs)} papers")
     papers, passages = stage_retrieve(run, refs)
     claims = attach_full_sentences(run, claims, papers)
     say(f"verifying {len(claims)} claims against {len(passages)} passages of {len(papers)} papers")

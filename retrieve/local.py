@@ -76,6 +76,16 @@ def scan_folder(folder: Path) -> dict[str, list[LocalFile]]:
     return found
 
 
+def folder_refs(folder: Path) -> list[PaperRef]:
+    """A ref for every paper in `folder`: one per arXiv id (all its versions there are read) and one per other paper
+    file, by its name."""
+    refs = [PaperRef(arxiv_id=arxiv_id) for arxiv_id in scan_folder(folder)]
+    for p in sorted(folder.iterdir()):
+        if p.suffix.lower() in FORMATS and parse_filename(p) is None and p.is_file() and inside_folder(p, folder):
+            refs.append(PaperRef(local_name=p.stem))
+    return refs
+
+
 def read_document(path: Path, fmt: str, settings: RetrieveSettings) -> ParsedDoc:
     if fmt == "pdf":
         from claimscope.retrieve.pdf import parse_pdf

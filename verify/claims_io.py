@@ -175,6 +175,19 @@ def _cited_from(value: object, where: str) -> list[PaperRef]:
     return refs
 
 
+# fields a claims table or JSON record may name the cited papers in (the first present one is used)
+CITED_FIELDS = ("cited", "papers", "paper", "arxiv", "arxiv_id", "arxiv_ids", "paper_id", "citations", "references")
+RECORD_FIELDS = {"text", "claim", "verdict", "verified", "confidence", "id", *CITED_FIELDS}
+
+
+def _unused_fields_note(fields: set[str], path: str) -> list[str]:
+    unused = sorted(f for f in fields if f and f not in RECORD_FIELDS)
+    if not unused:
+        return []
+    return [f"{Path(path).name}: field(s) {', '.join(unused)[:200]} not used (claimscope reads claim/text, "
+            f"{'/'.join(CITED_FIELDS[:3])}/..., verdict, confidence, id)"]
+
+
 def _claim_from_record(rec: dict, where: str, source: str) -> Claim:
     text = rec.get("text") or rec.get("claim")
     if not isinstance(text, str) or not text.strip():
@@ -184,7 +197,7 @@ def _claim_from_record(rec: dict, where: str, source: str) -> Claim:
         verdict = "verified" if verdict else "not verified"
     conf = rec.get("confidence")
     confidence = _parse_confidence(str(conf), where) if conf is not None else None
-    cited = _cited_from(rec.get("cited", rec.get("papers")), where)
+    cited = _cited_from(next((rec[f] for f in CITED_FIELDS if rec.get(f) not in (None, "")), None), where)
     return _make_claim(text, source, cited, str(verdict) if verdict else None, confidence,
                        str(rec["id"]) if rec.get("id") is not None else None)
 
@@ -203,7 +216,8 @@ def parse_json(text: str, path: str) -> ClaimsInput:
             raise BadClaimsFile(f"{path}[{i}]", "each claim must be an object")
         claims.append(_claim_from_record(rec, f"{path}[{i}]", f"{Path(path).name}[{i}]"))
     meta = data if isinstance(data, dict) else {}
-    return ClaimsInput(claims=claims, title=meta.get("title"), question=meta.get("question"), fmt="json")
+    notes = _unused_fields_note({k for rec in records for k in rec}, path)
+    return ClaimsInput(claims=claims, title=meta.get("title"), question=meta.get("question"), notes=notes, fmt="json")
 
 
 def parse_csv(text: str, path: str) -> ClaimsInput:
@@ -220,7 +234,7 @@ def parse_csv(text: str, path: str) -> ClaimsInput:
             claims.append(_claim_from_record(rec, f"{path}:{n}", f"{Path(path).name}:{n}"))
     except csv.Error as e:  # e.g. a field over the csv module's 128 KiB limit
         raise BadClaimsFile(f"{path}:{reader.line_num}", f"not valid CSV ({e})") from e
-    return ClaimsInput(claims=claims, fmt="csv")
+    return ClaimsInput(claims=claims, notes=_unused_fields_note(set(fields), path), fmt="csv")
 
 
 SCIFACT_LABELS = {"SUPPORT": "SUPPORTED", "CONTRADICT": "CONTRADICTED"}

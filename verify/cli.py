@@ -9,14 +9,14 @@ from pathlib import Path
 def _verify(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from claimscope.pipeline import Run, attach_full_sentences, cited_refs, stage_claims, stage_retrieve, stage_verify
+    from claimscope.pipeline import Run, attach_full_sentences, refs_to_hold, stage_claims, stage_retrieve, stage_verify
     from claimscope.pipeline_cli import settings_from_args
     from claimscope.types import Label
 
     settings = settings_from_args(args, args.claims)
     run = Run(args.out, settings)
     claims = stage_claims(run, args.claims) if args.claims else _existing_claims(run)
-    papers, passages = stage_retrieve(run, cited_refs(claims))
+    papers, passages = stage_retrieve(run, refs_to_hold(claims, settings.retrieve.papers_dir))
     claims = attach_full_sentences(run, claims, papers)
     verdicts = stage_verify(run, claims, papers, passages)
     console = Console(stderr=True)

@@ -95,7 +95,9 @@ class Verifier:
             verdict = decide(sub, scored, self.papers, self.aggregator, model_name=self.model_name)
             if keys is None:
                 verdict.scope = "open" if scored else "none"
-                verdict.checks.warnings.insert(0, "none of the cited papers is available; searched all papers held")
+                why = ("none of the cited papers is available; searched all papers held" if claim.cited
+                       else "the claim names no paper; searched every paper held")
+                verdict.checks.warnings.insert(0, why)
             verdicts[(claim.id, text)] = verdict
         out = []
         for c in claims:

@@ -106,3 +106,19 @@ def test_non_utf8_file(tmp_path):
     path.write_bytes("Claim\tVerified\nCaf\xe9 claim.\t\u2713\n".encode("latin-1", errors="replace"))
     with pytest.raises(BadClaimsFile, match="not UTF-8"):
         read_claims(path)
+
+
+def test_cited_papers_column_aliases_and_unused_columns_are_named(tmp_path):
+    table = tmp_path / "claims.csv"
+    table.write_text('Claim,Paper,reviewer\n"XLM-R Large is the starting point.",2005.13013v1,ana\n'
+                     '"Nine intermediate tasks are studied.","arXiv:2005.13013v2; 1911.02116",bo\n')
+    parsed = read_claims(table)
+    assert [[r.key for r in c.cited] for c in parsed.claims] == [["2005.13013v1"], ["2005.13013v2", "1911.02116"]]
+    assert parsed.notes == [next(n for n in parsed.notes if "reviewer" in n)] and "claims.csv" in parsed.notes[0]
+    records = tmp_path / "claims.json"
+    records.write_text(json.dumps([{"claim": "A claim.", "arxiv_id": "2005.13013v1", "page": 3}]))
+    parsed = read_claims(records)
+    assert parsed.claims[0].cited[0].key == "2005.13013v1" and "page" in parsed.notes[0]
+    known = tmp_path / "known.csv"
+    known.write_text('claim,cited,verdict,confidence,id\n"A claim.",2005.13013v1,verified,0.4,c1\n')
+    assert read_claims(known).notes == []
