@@ -13,6 +13,7 @@ import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -26,7 +27,7 @@ FEATURES = ["max_support", "max_contradict", "top_relevance", "mean_neutral_top3
 AGGREGATOR_FILE = Path(__file__).parent / "models" / "aggregator.json"
 
 # Used until a fitted model exists: support/contradict evidence raises its label, weak relevance raises NEI.
-DEFAULT_WEIGHTS = {
+DEFAULT_WEIGHTS: dict[str, Any] = {
     "coef": [[4.0, -2.0, 1.5, -1.0, 3.0, 1.5, -2.5],
              [-2.0, 4.0, 1.5, -1.0, 1.0, -2.0, 3.0],
              [0.0, 0.0, 0.0, 2.0, 0.0, 0.0, 0.0]],
@@ -107,7 +108,7 @@ class Aggregator:
 
     @classmethod
     def load(cls, path: Path = AGGREGATOR_FILE) -> Aggregator:
-        data = json.loads(path.read_text()) if path.is_file() else DEFAULT_WEIGHTS
+        data: dict[str, Any] = json.loads(path.read_text()) if path.is_file() else DEFAULT_WEIGHTS
         return cls(np.array(data["coef"], dtype=float), np.array(data["intercept"], dtype=float),
                    data.get("source", str(path)), data.get("scifact"))
 

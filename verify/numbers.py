@@ -188,6 +188,7 @@ def _word_value(m: re.Match[str]) -> float:
         return 12
     if m.group("ascale"):
         return _SCALES[m.group("ascale").lower()]
+    v: float
     if m.group("tens"):
         v = _TENS[m.group("tens").lower()] + (_ONES[m.group("tones").lower()] if m.group("tones") else 0)
     else:
