@@ -31,6 +31,11 @@ LABELS = ("SUPPORT", "CONTRADICT", "NEUTRAL")
 DEFAULT_PATH = Path(__file__).parent / "models" / "stance-calibration.json"
 _EPS = 1e-7
 
+# every function here reads its inputs through np.asarray: a list or a NumPy array
+Floats = Sequence[float] | np.ndarray
+Flags = Sequence[bool] | np.ndarray
+ClassIds = Sequence[int] | np.ndarray
+
 
 class BadCalibration(ClaimscopeError):
     pass
@@ -44,7 +49,7 @@ def _bin_index(conf: np.ndarray, n_bins: int) -> np.ndarray:
     return np.clip(np.ceil(conf * n_bins).astype(int) - 1, 0, n_bins - 1)
 
 
-def reliability(confidence: Sequence[float], correct: Sequence[bool], n_bins: int = 15) -> list[dict]:
+def reliability(confidence: Floats, correct: Flags, n_bins: int = 15) -> list[dict]:
     """Reliability-diagram data: per non-empty bin its edges, mean confidence, accuracy and count."""
     conf = np.asarray(confidence, dtype=np.float64)
     ok = np.asarray(correct, dtype=np.float64)
@@ -58,7 +63,7 @@ def reliability(confidence: Sequence[float], correct: Sequence[bool], n_bins: in
     return out
 
 
-def ece(confidence: Sequence[float], correct: Sequence[bool], n_bins: int = 15) -> float:
+def ece(confidence: Floats, correct: Flags, n_bins: int = 15) -> float:
     """Expected calibration error: sum over bins of |accuracy - mean confidence| weighted by the bin's share."""
     n = len(confidence)
     if n == 0:
@@ -67,7 +72,7 @@ def ece(confidence: Sequence[float], correct: Sequence[bool], n_bins: int = 15) 
                      for r in reliability(confidence, correct, n_bins)))
 
 
-def ece_if_calibrated(confidence: Sequence[float], n_bins: int = 15, draws: int = 400,
+def ece_if_calibrated(confidence: Floats, n_bins: int = 15, draws: int = 400,
                       seed: int = 13) -> tuple[float, float]:
     """The ECE these confidences would show if they were perfectly calibrated: each prediction counted right with
     probability equal to its confidence, `draws` times. (mean, 95th percentile). Binned ECE is biased upwards on a
@@ -80,13 +85,13 @@ def ece_if_calibrated(confidence: Sequence[float], n_bins: int = 15, draws: int 
     return float(np.mean(values)), float(np.percentile(values, 95))
 
 
-def top_label(probs: np.ndarray, y: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+def top_label(probs: np.ndarray, y: ClassIds) -> tuple[np.ndarray, np.ndarray]:
     """(confidence of the predicted class, whether it is right) for multi-class probabilities."""
     p = np.asarray(probs, dtype=np.float64)
     return p.max(1), p.argmax(1) == np.asarray(y)
 
 
-def brier(probs: np.ndarray, y: Sequence[int] | Sequence[bool]) -> float:
+def brier(probs: np.ndarray, y: ClassIds | Flags) -> float:
     """Brier score: mean squared error of the probabilities against the one-hot outcome.
 
     For an (n, k) array this is the multi-class form (sum over classes, mean over rows); for a 1-D array of P(event)
@@ -101,12 +106,12 @@ def brier(probs: np.ndarray, y: Sequence[int] | Sequence[bool]) -> float:
     return float(np.mean(((p - onehot) ** 2).sum(1)))
 
 
-def nll(probs: np.ndarray, y: Sequence[int]) -> float:
+def nll(probs: np.ndarray, y: ClassIds) -> float:
     p = np.asarray(probs, dtype=np.float64)
     return float(-np.mean(np.log(np.clip(p[np.arange(len(y)), np.asarray(y)], 1e-12, 1.0))))
 
 
-def calibration_metrics(probs: np.ndarray, y: Sequence[int], n_bins: int = 15, prefix: str = "") -> dict[str, float]:
+def calibration_metrics(probs: np.ndarray, y: ClassIds, n_bins: int = 15, prefix: str = "") -> dict[str, float]:
     """Flat dict: ECE (top label, 15 bins), Brier, NLL, accuracy."""
     conf, ok = top_label(probs, y)
     return {f"{prefix}ece": ece(conf, ok, n_bins), f"{prefix}brier": brier(probs, y), f"{prefix}nll": nll(probs, y),
@@ -158,7 +163,7 @@ class Calibrator:
             raise BadCalibration(where, f"not a calibrator file: {e}") from e
 
 
-def fit_temperature(probs: np.ndarray, y: Sequence[int]) -> Calibrator:
+def fit_temperature(probs: np.ndarray, y: ClassIds) -> Calibrator:
     """One temperature minimising the negative log-likelihood (golden-section search on log T)."""
     from scipy.optimize import minimize_scalar
 
@@ -172,7 +177,7 @@ def fit_temperature(probs: np.ndarray, y: Sequence[int]) -> Calibrator:
     return Calibrator("temperature", temperature=float(np.exp(res.x)))
 
 
-def fit_logistic(probs: np.ndarray, y: Sequence[int], c: float = 1.0) -> Calibrator:
+def fit_logistic(probs: np.ndarray, y: ClassIds, c: float = 1.0) -> Calibrator:
     """Multinomial logistic regression on the log-probabilities."""
     from sklearn.linear_model import LogisticRegression
 
@@ -194,7 +199,7 @@ def fit_logistic(probs: np.ndarray, y: Sequence[int], c: float = 1.0) -> Calibra
     return Calibrator("logistic", coef=coef.tolist(), intercept=intercept.tolist())
 
 
-def fit(probs: np.ndarray, y: Sequence[int], method: str = "auto", seed: int = 13) -> Calibrator:
+def fit(probs: np.ndarray, y: ClassIds, method: str = "auto", seed: int = 13) -> Calibrator:
     """Fit a calibrator; "auto" picks temperature or logistic by 5-fold cross-validated NLL."""
     probs = np.asarray(probs, dtype=np.float64)
     yy = np.asarray(y)
