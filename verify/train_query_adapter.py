@@ -34,6 +34,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -63,7 +64,7 @@ class TrainData:
     q_base: np.ndarray  # (N, d)
     bm25: np.ndarray  # (N, U)
 
-    def subset(self, rows: Sequence[int]) -> TrainData:
+    def subset(self, rows: Sequence[int] | np.ndarray) -> TrainData:
         rows = list(rows)
         return replace(self, claim_ids=self.claim_ids[rows], claims=[self.claims[i] for i in rows],
                        positives=[self.positives[i] for i in rows], evidence=[self.evidence[i] for i in rows],
@@ -284,7 +285,7 @@ def train(args: argparse.Namespace) -> dict:
     logger.info("base vectors, shipped weights: %s", base_recall)
     grid = [HParams(lr=lr, epochs=ep, l2=l2, scale=sc)
             for lr, ep, l2, sc in itertools.product(args.lr, args.epochs, args.l2, args.scale)]
-    runs = []
+    runs: list[dict[str, Any]] = []
     for hp in grid:
         t0 = time.perf_counter()
         q_oof = out_of_fold(data, hp, base, folds, args.seed)

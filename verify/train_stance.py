@@ -49,6 +49,7 @@ import re  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Sequence  # noqa: E402
 from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
 
@@ -628,7 +629,7 @@ def cross_fit(args: argparse.Namespace) -> dict:
             logger.info("fold 0 chose lr %g r %d, %.2f epochs (held-out macro-F1 %.4f)", lr, r, epochs_at_best,
                         chosen["macro_f1"])
             model = chosen.pop("model")  # holds the chosen run's best weights
-            record = {"fold": k, "grid": runs}
+            record: dict[str, Any] = {"fold": k, "grid": runs}
         else:
             steps = max(1, round(epochs_at_best * spe))
             run = fit(args, tok, device, train_pairs, [], lr, r, steps, steps, t0)
