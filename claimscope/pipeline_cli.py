@@ -77,8 +77,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "claims file). Rerunning resumes: finished stages are not redone.")
     p.add_argument("claims", type=Path, help="claims file: report (.txt/.md), .json, .csv or SciFact .jsonl")
     p.add_argument("--out", type=Path, default=None, help="run directory (default runs/<claims file stem>)")
-    p.add_argument("--format", choices=["report", "json", "csv", "scifact"], default=None,
-                   help="claims file format (default: from the file extension)")
+    p.add_argument("--format", choices=["report", "json", "csv", "scifact", "jsonl"], default=None,
+                   help="claims file format (default: from the file extension and content; jsonl = claimscope's "
+                        "claims.jsonl as `extract` writes it)")
     p.add_argument("--replication", type=Path, default=None, metavar="JSON",
                    help="replication.json to include in the report (from `claimscope replicate`)")
     p.add_argument("--formats", default=None, help="report formats, comma-separated (md,html,csv,json)")

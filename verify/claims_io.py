@@ -261,11 +261,43 @@ def parse_scifact(text: str, path: str) -> ClaimsInput:
     return ClaimsInput(claims=claims, fmt="scifact")
 
 
+def parse_claims_jsonl(text: str, path: str) -> ClaimsInput:
+    """claimscope's own claims.jsonl (one Claim per line, as `claimscope extract` and a run directory write it)."""
+    from pydantic import ValidationError
+
+    claims = []
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            claims.append(Claim.model_validate_json(line))
+        except ValidationError as e:
+            why = "; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors()[:3])
+            raise BadClaimsFile(f"{path}:{n}", f"not a claimscope claim ({why})") from e
+    return ClaimsInput(claims=claims, fmt="jsonl")
+
+
+def _first_record(text: str) -> object:
+    line = next((ln for ln in text.splitlines() if ln.strip()), "")
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError:
+        return None
+
+
 def detect_format(path: Path, text: str) -> str:
+    """The claims format from the extension and, once the text is read, its content: a .jsonl file is SciFact's
+    claims (`id`, `claim`) or claimscope's own (`text`, as `claimscope extract` writes); a file without an extension
+    that holds JSON is read as JSON / JSON lines."""
     suffix = path.suffix.lower()
+    head = text.lstrip()[:1]
+    rec = _first_record(text) if suffix == ".jsonl" or (suffix == "" and head == "{") else None
+    ours = isinstance(rec, dict) and "text" in rec and "claim" not in rec
     if suffix == ".jsonl":
-        return "scifact"
-    if suffix == ".json":
+        return "jsonl" if ours else "scifact"
+    if suffix == "" and isinstance(rec, dict) and "claims" not in rec and (ours or {"id", "claim"} <= set(rec)):
+        return "jsonl" if ours else "scifact"
+    if suffix == ".json" or (suffix == "" and head in {"{", "["}):
         return "json"
     if suffix in {".csv", ".tsv"}:
         return "csv"
@@ -281,13 +313,16 @@ def read_claims(path: Path, fmt: str | None = None, *, max_claims: int = 5000) -
         raise BadClaimsFile(str(path), "is a folder, not a claims file")
     if not path.is_file():
         raise BadClaimsFile(str(path), "no such file")
-    fmt = fmt or detect_format(path, "")  # an unknown extension is named before its bytes are decoded
+    fmt_given = fmt
+    detect_format(path, "")  # an unknown extension is named before its bytes are decoded
     raw = path.read_bytes()
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         raise BadClaimsFile(str(path), f"not UTF-8 text (bad byte at offset {e.start})") from e
-    parsers = {"report": parse_report, "json": parse_json, "csv": parse_csv, "scifact": parse_scifact}
+    fmt = fmt_given or detect_format(path, text)
+    parsers = {"report": parse_report, "json": parse_json, "csv": parse_csv, "scifact": parse_scifact,
+               "jsonl": parse_claims_jsonl}
     if fmt not in parsers:
         raise BadClaimsFile(str(path), f"unknown claims format {fmt!r}")
     result = parsers[fmt](text, str(path))

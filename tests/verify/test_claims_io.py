@@ -122,3 +122,22 @@ def test_cited_papers_column_aliases_and_unused_columns_are_named(tmp_path):
     known = tmp_path / "known.csv"
     known.write_text('claim,cited,verdict,confidence,id\n"A claim.",2005.13013v1,verified,0.4,c1\n')
     assert read_claims(known).notes == []
+
+
+def test_claimscope_claims_jsonl_as_extract_writes_it(tmp_path):
+    from claimscope.rundir import write_jsonl
+    from claimscope.types import Claim, PaperRef
+
+    claims = [Claim(id="c1", text="XLM-R Large is the starting point.", source="2005.13013v1 p.2",
+                    cited=[PaperRef(arxiv_id="2005.13013", version=1)])]
+    for name in ("claims.jsonl", "claims"):  # `extract --out claims` writes no extension
+        write_jsonl(tmp_path / name, claims)
+        parsed = read_claims(tmp_path / name)
+        assert parsed.fmt == "jsonl" and parsed.claims == claims
+    scifact = tmp_path / "scifact.jsonl"
+    scifact.write_text('{"id": 3, "claim": "A claim.", "evidence": {}, "cited_doc_ids": [1]}\n')
+    assert read_claims(scifact).fmt == "scifact"
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": "A claim.", "cited": "not a list"}\n')
+    with pytest.raises(BadClaimsFile, match=r"bad.jsonl:1: .*cited"):
+        read_claims(bad)
