@@ -45,6 +45,7 @@ class Quantity(BaseModel):
     modifiers: list[str] = Field(default_factory=list, description="stemmed modifiers of the head noun")
     context: list[str] = Field(default_factory=list, description="stemmed content words around the number")
     phrase: str = Field("", description="the number with its noun phrase, as written")
+    around: list[str] = Field(default_factory=list, description="the words right before and after it, lower-cased")
 
     def describe(self) -> str:
         return self.phrase or self.text
@@ -448,6 +449,7 @@ def _attach_noun(text: str, q: Quantity) -> None:
     # context: content words in a window around the number
     window = text[max(0, q.start - 80) : min(len(text), q.end + 80)]
     q.context = sorted({s for w in _WORD.findall(window) if w.lower() not in _STOP for s in _split_stems(w)})
+    q.around = [_prev_word(text, q.start), _next_word(text, q.end).lower()]
     if not q.phrase:
         q.phrase = q.text
 
@@ -563,6 +565,9 @@ def align_score(c: Quantity, e: Quantity) -> float:
         score += 1.5 * len(set(other.modifiers) & (set(named.modifiers) | {noun}))
     shared_ctx = (set(c.context) & set(e.context)) - {c.noun, e.noun}
     score += min(1.5, 0.25 * len(shared_ctx))
+    if c.around == e.around and all(c.around):
+        # the same words on both sides ("gains in 8 out of the 9"): the same phrase, even with no noun to go by
+        score += 2.0
     return score
 
 

@@ -246,3 +246,30 @@ def test_no_numbers_and_nothing_aligned():
     r = check_numbers("The model has 550 million parameters.", [V1_ABSTRACT_TASKS])
     assert r.status == "not_found" and r.details
     assert check_numbers("improving by 8.7 points", []).status == "not_found"
+
+
+# v1 p.6, as `claimscope extract` takes it from the PDF: a claim that is the paper's own sentence must agree with it
+V1_P6_GAINS = (
+    "On the other hand, our best models show gains in 8 out of the 9 XTREME tasks relative to both baseline "
+    "implementations, attaining an average score of 74.2 across target tasks, a 6.1 point improvement over the "
+    "previous best reported average score of 68.1."
+)
+V1_P6_QA = (
+    "We also observed gains in question-answering tasks, particularly using SQuAD as an intermediate task, with "
+    "absolute gains of 0.6 F1 for XQuAD, 0.7 F1 for MLQA, and 5.7 for F1 TyDiQA, again over the best available "
+    "baseline scores."
+)
+
+
+@pytest.mark.parametrize("sentence", [V1_P6_GAINS, V1_P6_QA])
+def test_bare_numbers_align_with_the_same_phrase_not_a_nearby_count(sentence):
+    # "8" (no noun) used to be aligned with "9 XTREME tasks", and "5.7" with "0.6 F1": a verbatim claim contradicted
+    r = compare_quantities(sentence, [sentence])
+    assert r.status == "consistent", r.details
+    assert all(m.status == "match" and m.evidence is not None and m.evidence.text == m.claim.text for m in r.matches)
+
+
+def test_same_phrase_with_another_value_is_still_a_mismatch():
+    r = compare_quantities(V1_P6_GAINS.replace("gains in 8 out", "gains in 7 out"), [V1_P6_GAINS])
+    assert r.status == "mismatch"
+    assert next(m for m in r.matches if m.status == "mismatch").evidence.text == "8"
