@@ -194,6 +194,13 @@ def decide(claim: Claim, hits: list[ScoredHit], papers: dict[str, Paper], aggreg
     label = LABELS[int(np.argmax(probs))]
 
     numbers, number_details = _numbers_check(claim.text, by_key[primary])
+    verbatim = _stated_verbatim(claim.text, by_key[primary])
+    if verbatim is not None and label != Label.SUPPORTED and numbers.status != "mismatch":
+        s, c, n = (float(x) for x in probs)
+        probs = np.array([s + c, 0.0, n])
+        label = LABELS[int(np.argmax(probs))]
+        warnings.append(f"{primary} states the claim word for word (p.{verbatim.evidence.page}); the evidence model's "
+                        f"reading as {LABELS[int(np.argmax(per_key[primary]))].value} is set aside")
     if label == Label.SUPPORTED and numbers.status == "mismatch":
         probs, label, why = _numbers_override(probs, papers[primary].partial if primary in papers else False)
         differs = next((d for d in number_details if "differs" in d), number_details[0] if number_details else "")
@@ -234,6 +241,32 @@ def decide(claim: Claim, hits: list[ScoredHit], papers: dict[str, Paper], aggreg
         model=model_name,
         scope="cited",
     )
+
+
+def _sentence_form(text: str) -> str:
+    """Lower-cased words and numbers only, so PDF line breaks, hyphenation, bullets and quotes do not matter."""
+    import re
+
+    return " ".join(re.findall(r"[a-z0-9]+", text.lower().replace("-\n", "")))
+
+
+def _stated_verbatim(claim_text: str, hits: list[ScoredHit], min_words: int = 5) -> ScoredHit | None:
+    """The passage in which the paper states the claim as a whole sentence of its own, if any.
+
+    A paper does not contradict its own sentence, but the stance model, trained on SciFact's rewritten claims, never
+    saw a claim identical to its evidence and can read e.g. "neither X nor Y improves ..." against itself as a
+    contradiction. Whole sentences only: a claim quoted inside a longer sentence ("prior work reported that ...")
+    is left to the model."""
+    import re
+
+    want = _sentence_form(claim_text)
+    if len(want.split()) < min_words:
+        return None
+    for hit in hits:
+        for sentence in re.split(r"(?<!\bal\.)(?<!e\.g\.)(?<!i\.e\.)(?<=[.!?])\s+|\n\s*\n|\s*•\s*", hit.text):
+            if _sentence_form(sentence) == want:
+                return hit
+    return None
 
 
 def _numbers_override(probs: np.ndarray, partial: bool) -> tuple[np.ndarray, Label, str]:
