@@ -97,6 +97,19 @@ def test_summary_counts_in_markdown(example_run: Path) -> None:
     assert "quality score" not in md.lower()
 
 
+def test_summary_of_claims_without_verdicts_of_their_own(example_run: Path) -> None:
+    # claims from `claimscope extract` or a plain table carry no as-reported verdict: nothing to compare, say so
+    from claimscope.rundir import read_jsonl, write_jsonl
+    from claimscope.types import Claim
+
+    claims = read_jsonl(example_run / "claims.jsonl", Claim)
+    write_jsonl(example_run / "claims.jsonl", [c.model_copy(update={"as_reported": None}) for c in claims])
+    md = render_markdown(build_context(example_run))
+    assert "**The input gives no verdicts of its own**" in md
+    assert "marked 0 of" not in md and "differs from the report's" not in md
+    assert "cited in a different version** from one we read" in md
+
+
 def test_strict_undefined_fails_loudly_on_missing_field(example_run: Path) -> None:
     ctx = build_context(example_run)
     env = markdown_env()
