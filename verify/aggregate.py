@@ -195,12 +195,12 @@ def decide(claim: Claim, hits: list[ScoredHit], papers: dict[str, Paper], aggreg
 
     numbers, number_details = _numbers_check(claim.text, by_key[primary])
     verbatim = _stated_verbatim(claim.text, by_key[primary])
-    if verbatim is not None and label != Label.SUPPORTED and numbers.status != "mismatch":
+    if verbatim is not None and numbers.status != "mismatch":
         s, c, n = (float(x) for x in probs)
         probs = np.array([s + c, 0.0, n])
-        label = LABELS[int(np.argmax(probs))]
-        warnings.append(f"{primary} states the claim word for word (p.{verbatim.evidence.page}); the evidence model's "
-                        f"reading as {LABELS[int(np.argmax(per_key[primary]))].value} is set aside")
+        read_as, label = label, LABELS[int(np.argmax(probs))]
+        warnings.append(f"{primary} states the claim word for word (p.{verbatim.evidence.page})" + (
+            f"; the evidence model's reading as {read_as.value} is set aside" if read_as != label else ""))
     if label == Label.SUPPORTED and numbers.status == "mismatch":
         probs, label, why = _numbers_override(probs, papers[primary].partial if primary in papers else False)
         differs = next((d for d in number_details if "differs" in d), number_details[0] if number_details else "")
@@ -251,7 +251,8 @@ def _sentence_form(text: str) -> str:
 
 
 def _stated_verbatim(claim_text: str, hits: list[ScoredHit], min_words: int = 5) -> ScoredHit | None:
-    """The passage in which the paper states the claim as a whole sentence of its own, if any.
+    """The passage in which the paper states the claim as a whole sentence of its own, if any; `decide` then moves
+    the probability that the paper speaks to the claim (SUPPORTED + CONTRADICTED) to SUPPORTED.
 
     A paper does not contradict its own sentence, but the stance model, trained on SciFact's rewritten claims, never
     saw a claim identical to its evidence and can read e.g. "neither X nor Y improves ..." against itself as a

@@ -55,3 +55,17 @@ def test_claims_extracted_from_the_paper_are_supported_by_it(tmp_path):
     for v in verdicts:
         assert v.confidence > 0.9 and v.checks.version_used[0] == "2005.13013v1"
         assert any("states the claim word for word" in w for w in v.checks.warnings), v.checks.warnings
+
+
+def test_a_verbatim_claim_read_as_supported_keeps_the_contradiction_mass_too(tmp_path):
+    # v1's abstract sentence, cited without a version: the model already says SUPPORTED; the rule adds P(CONTRADICTED)
+    text = ("Using a set of 7 intermediate language understanding tasks, we evaluate intermediate-task transfer in a "
+            "zero-shot cross-lingual setting on 9 target tasks from the XTREME benchmark.")
+    claim = Claim(id="c", text=text, source="x", cited=[PaperRef(arxiv_id="2005.13013")])
+    write_jsonl(tmp_path / "claims.jsonl", [claim])
+    out = tmp_path / "run"
+    assert main(["-q", "verify", str(out), "--claims", str(tmp_path / "claims.jsonl"), "--papers",
+                 str(ROOT / "examples" / "papers"), "--cache", str(tmp_path / "cache")]) == 0
+    (v,) = read_jsonl(out / "verdicts.jsonl", Verdict)
+    assert v.label == Label.SUPPORTED and v.probs["CONTRADICTED"] == 0.0 and v.confidence > 0.9
+    assert "2005.13013v1 states the claim word for word (p.1)" in v.checks.warnings
