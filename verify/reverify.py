@@ -257,6 +257,8 @@ def _moved(before: Verdict | None, after: Verdict, threshold: float) -> bool:
         return True
     if before.scope != after.scope:  # e.g. none of its cited papers was held, now one is
         return True
+    if set(_version_notes(after)) - set(_version_notes(before)):
+        return True  # a version added since reads otherwise or states other numbers, though the verdict holds
     b, a = before.full_text_verdict, after.full_text_verdict
     if (b is None) != (a is None):
         return True

@@ -187,6 +187,20 @@ def test_diff_keeps_only_label_changes_and_confidence_moves_of_at_least_005():
     assert changes["c"].new_evidence == [] and "0.80" in changes["c"].reason
 
 
+def test_diff_lists_a_claim_whose_verdict_holds_when_a_new_version_states_other_numbers():
+    # claims extracted from v1, cited without a version: v1 still decides after v2 comes in, but v2 disagrees
+    ev_v1 = Evidence(passage_id="p1", quote="a 6.1 point improvement", paper="2005.13013v1", page=1)
+    warn = ("2005.13013v2 states different numbers: claim says 6.1 point improvement; 2005.13013v2 p.1 says 5.4 point "
+            "improvement (differs); the verdict holds for 2005.13013v1 only")
+    before = [_verdict("d", Label.SUPPORTED, 0.99, [ev_v1]), _verdict("e", Label.SUPPORTED, 0.99, [ev_v1])]
+    after = [_verdict("d", Label.SUPPORTED, 0.99, [ev_v1], warnings=[warn]),
+             _verdict("e", Label.SUPPORTED, 0.99, [ev_v1])]
+    changes = diff_verdicts(before, after, {"2005.13013v2"})
+    assert [c.claim_id for c in changes] == ["d"]
+    assert changes[0].after_label == Label.SUPPORTED and "5.4 point improvement" in (changes[0].reason or "")
+    assert diff_verdicts(after, after, {"2005.13013v2"}) == []  # the same notes again: nothing new
+
+
 def test_inputs_must_be_files_named_by_arxiv_id_or_ids(tmp_path):
     odd = tmp_path / "notes.md"
     odd.write_text("x")
