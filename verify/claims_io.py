@@ -313,14 +313,14 @@ def read_claims(path: Path, fmt: str | None = None, *, max_claims: int = 5000) -
         raise BadClaimsFile(str(path), "is a folder, not a claims file")
     if not path.is_file():
         raise BadClaimsFile(str(path), "no such file")
-    fmt_given = fmt
-    detect_format(path, "")  # an unknown extension is named before its bytes are decoded
+    if fmt is None:
+        detect_format(path, "")  # an unknown extension is named before its bytes are decoded
     raw = path.read_bytes()
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         raise BadClaimsFile(str(path), f"not UTF-8 text (bad byte at offset {e.start})") from e
-    fmt = fmt_given or detect_format(path, text)
+    fmt = fmt or detect_format(path, text)
     parsers = {"report": parse_report, "json": parse_json, "csv": parse_csv, "scifact": parse_scifact,
                "jsonl": parse_claims_jsonl}
     if fmt not in parsers:

@@ -141,3 +141,11 @@ def test_claimscope_claims_jsonl_as_extract_writes_it(tmp_path):
     bad.write_text('{"text": "A claim.", "cited": "not a list"}\n')
     with pytest.raises(BadClaimsFile, match=r"bad.jsonl:1: .*cited"):
         read_claims(bad)
+
+
+def test_a_named_format_reads_a_file_of_any_extension(tmp_path):
+    table = tmp_path / "claims.dat"
+    table.write_text('claim,cited\n"XLM-R Large is the starting point.",2005.13013v1\n')
+    with pytest.raises(BadClaimsFile, match="unknown claims format"):
+        read_claims(table)
+    assert [c.cited[0].key for c in read_claims(table, "csv").claims] == ["2005.13013v1"]
