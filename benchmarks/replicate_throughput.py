@@ -23,7 +23,9 @@ tokens and extractive QA at 384 tokens, through the replicate package's own mode
 
 A mode may carry variant flags: `optimised+cg` (CUDA graphs: compile mode reduce-overhead), `+nomask` (no attention
 mask: exact when a batch has no padding, which length bucketing makes common), `+noclip` (no gradient clipping;
-diagnostic only, the recipe clips at 1.0). `--profile MODEL:TASK:MODE` prints where one step's time goes.
+diagnostic only, the recipe clips at 1.0), `+nodrop` (hidden-state dropout 0; diagnostic only, the recipe's is 0.1).
+`+cg` applies to `stacked` too. `--inductor KEY=VALUE` sets one of inductor's knobs for the run (diagnostics).
+`--profile MODEL:TASK:MODE` prints where one step's time goes.
 
 MFU = training FLOPs (6·N_nonemb·tokens + 12·layers·L·d·tokens for attention) / time / 989 TFLOP/s (H200 dense bf16).
 Writes JSON to $OUT (if set) else benchmarks/results/, and prints a table. `--smoke` runs tiny sizes on CPU.
@@ -37,6 +39,7 @@ Writes JSON to $OUT (if set) else benchmarks/results/, and prints a table. `--sm
 from __future__ import annotations
 
 import argparse
+import ast
 import datetime as dt
 import gc
 import json
@@ -169,7 +172,10 @@ def measure(
     for i in range(stack):
         torch.manual_seed(i)
         with dev:
-            encoder = load_encoder("random", attn_implementation=attn, config=_config(model_name, attn))
+            config = _config(model_name, attn)
+            if "nodrop" in flags:  # diagnostic: what the hidden-state dropouts cost (the recipe keeps 0.1)
+                config.hidden_dropout_prob = 0.0
+            encoder = load_encoder("random", attn_implementation=attn, config=config)
             models.append(build_model(encoder, [task]))
     model = models[0]
     model.to(dev).train()
@@ -180,7 +186,8 @@ def measure(
         low = torch.bfloat16 if spec.precision == "bf16" and dev.type == "cuda" and not old_optim else None
         stacked = StackedModels(models, compile_forward=spec.compile, use_vmap="vmap" in flags,
                                 lazy_rows=not old_optim, low_precision=low,
-                                low_precision_residual=low is not None and "fp32res" not in flags).train()  # fmt: skip
+                                low_precision_residual=low is not None and "fp32res" not in flags,
+                                compile_mode=compile_mode).train()  # fmt: skip
         if old_optim:  # session 3's step: torch's fused AdamW after clip_per_model, dense embedding gradients
             opt = adamw(stacked.param_groups(spec.weight_decay), 1e-5, spec, dev)
         else:
@@ -309,6 +316,7 @@ def measure(
         "compile": spec.compile,
         "compile_mode": compile_mode if spec.compile else None,
         "attention_mask": "nomask" not in flags,
+        "hidden_dropout": model.encoder.config.hidden_dropout_prob,
         "grad_clip": clip,
         "optimizer": None if stacked is None else ("torch AdamW + clip_per_model" if old_optim else "StackedAdamW"),
         "bf16_weight_copies": bool(stacked is not None and stacked.low),
@@ -553,6 +561,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="stacked: share of the vocabulary whose embedding rows are active (updated every step) from "
                         "the start, standing in for a long run's active set")
     p.add_argument("--compile-mode", default="default", help="torch.compile mode (e.g. reduce-overhead = CUDA graphs)")
+    p.add_argument("--inductor", action="append", default=[], metavar="KEY=VALUE",
+                   help="set torch._inductor.config.KEY (a Python literal) before running, e.g. combo_kernels=True")
     p.add_argument("--budget", type=float, default=330.0, help="start no new run after this many seconds")
     p.add_argument(
         "--cases", default=None, help="'variants', or MODEL:TASK:MODE:N,... e.g. xlm-roberta-large:cls:shared:4"
@@ -570,6 +580,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--result", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     import torch
+    import torch._inductor.config
+
+    for item in args.inductor:  # diagnostics: inductor's own knobs, for this process
+        key, _, value = item.partition("=")
+        *path, attr = key.split(".")
+        owner: Any = torch._inductor.config
+        for part in path:
+            owner = getattr(owner, part)
+        setattr(owner, attr, ast.literal_eval(value))
 
     if args.device is None:
         args.device = "cuda" if torch.cuda.is_available() and not args.smoke else "cpu"

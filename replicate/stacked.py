@@ -45,6 +45,7 @@ class StackedModels:
     def __init__(
         self, models: Sequence[nn.Module], *, compile_forward: bool = False, use_vmap: bool = False,
         lazy_rows: bool = False, low_precision: torch.dtype | None = None, low_precision_residual: bool = False,
+        compile_mode: str | None = None,
     ) -> None:
         """`low_precision` (the autocast dtype, for training under autocast on the hand-written encoder): the matmuls
         read a copy of every matmul weight in that dtype, which is what autograd differentiates, so the weight
@@ -82,8 +83,11 @@ class StackedModels:
         self._forward = self._vmapped
         self._explicit_forward = self._explicit
         if compile_forward:
-            self._forward = torch.compile(self._vmapped)  # type: ignore[assignment]
-            self._explicit_forward = torch.compile(self._explicit)  # type: ignore[assignment]
+            self._forward = torch.compile(self._vmapped, mode=compile_mode)  # type: ignore[assignment]
+            self._explicit_forward = torch.compile(self._explicit, mode=compile_mode)  # type: ignore[assignment]
+            if compile_mode == "reduce-overhead":  # CUDA graphs: the weights stay where they are, no copy per replay
+                for t in [*self.params.values(), *self.low.values()]:
+                    torch._dynamo.mark_static_address(t)
 
     def train(self, mode: bool = True) -> StackedModels:
         self.template.train(mode)

@@ -52,3 +52,30 @@ def test_profile_kernel_kinds_from_h200_kernel_names() -> None:
         "_rows_adamw_kernel": "other",
     }
     assert {name: bench._kernel_kind(name) for name in kinds} == kinds
+
+
+def test_variant_flags_and_inductor_knobs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`+nodrop` turns the hidden dropout off (and says so in the result), `+cg` is accepted by the stacked path,
+    `--inductor KEY=VALUE` sets inductor's config (nested keys too) for the run."""
+    import importlib.util
+
+    import torch._inductor.config as inductor_config
+
+    path = REPO / "benchmarks" / "replicate_throughput.py"
+    spec = importlib.util.spec_from_file_location("replicate_throughput_flags", path)
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    monkeypatch.setenv("OUT", str(tmp_path))
+    monkeypatch.setattr(inductor_config, "combo_kernels", inductor_config.combo_kernels)
+    monkeypatch.setattr(inductor_config.triton, "cooperative_reductions",
+                        inductor_config.triton.cooperative_reductions)  # fmt: skip
+    rc = bench.main(["--smoke", "--seconds", "0.2", "--inductor", "combo_kernels=True",
+                     "--inductor", "triton.cooperative_reductions=False",
+                     "--cases", "tiny:cls:stacked:2,tiny:cls:stacked+nodrop+cg:2"])  # fmt: skip
+    assert rc == 0
+    assert inductor_config.combo_kernels is True and inductor_config.triton.cooperative_reductions is False
+    doc = json.loads((tmp_path / "replicate_throughput_smoke.json").read_text())
+    modes = {r["mode"]: r for r in doc["results"]}
+    assert modes["stacked"]["hidden_dropout"] == 0.1 and modes["stacked+nodrop+cg"]["hidden_dropout"] == 0.0
+    assert modes["stacked+nodrop+cg"]["steps"] > 0
