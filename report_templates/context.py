@@ -367,13 +367,9 @@ def _brief(v: Verdict) -> VerdictBrief:
 
 
 def _best_evidence(v: Verdict) -> Evidence | None:
-    if not v.evidence:
-        return None
-    if v.label == Label.SUPPORTED:
-        return max(v.evidence, key=lambda e: (e.p_support, -e.rank))
-    if v.label == Label.CONTRADICTED:
-        return max(v.evidence, key=lambda e: (e.p_contradict, -e.rank))
-    return min(v.evidence, key=lambda e: e.rank)
+    """The first-ranked passage: verify ranks first the passage that shows the verdict (stated word for word, stating
+    the claim's numbers, or read most strongly for it) from a version that does not read otherwise."""
+    return min(v.evidence, key=lambda e: e.rank) if v.evidence else None
 
 
 def _claim_row(index: int, claim: Claim, verdict: Verdict | None, max_neutral: int) -> ClaimRow:

@@ -181,7 +181,7 @@ def decide(claim: Claim, hits: list[ScoredHit], papers: dict[str, Paper], aggreg
         if cited.key in per_key:
             primary = cited.key
             speaks = int(np.argmax(per_key[primary])) != LABELS.index(Label.NOT_ENOUGH_INFO) or _numbers_check(
-                claim.text, by_key[primary])[0].status in {"consistent", "mismatch"}
+                claim.text, by_key[primary]).status in {"consistent", "mismatch"}
             if not speaks and papers[primary].partial and strongest != primary:
                 primary = strongest
                 warnings.append(f"cited {cited.key} is held only in part and says nothing decisive on this claim; "
@@ -193,7 +193,8 @@ def decide(claim: Claim, hits: list[ScoredHit], papers: dict[str, Paper], aggreg
     probs = per_key[primary]
     label = LABELS[int(np.argmax(probs))]
 
-    numbers, number_details = _numbers_check(claim.text, by_key[primary])
+    numbers = _numbers_check(claim.text, by_key[primary])
+    number_details = numbers.details
     verbatim = _stated_verbatim(claim.text, by_key[primary])
     if verbatim is not None and numbers.status != "mismatch":
         s, c, n = (float(x) for x in probs)
@@ -205,21 +206,31 @@ def decide(claim: Claim, hits: list[ScoredHit], papers: dict[str, Paper], aggreg
         probs, label, why = _numbers_override(probs, papers[primary].partial if primary in papers else False)
         differs = next((d for d in number_details if "differs" in d), number_details[0] if number_details else "")
         warnings.append(f"{why}: {differs}")
+    concurring = list(by_key[primary])  # passages of the versions that do not read otherwise: quotable for the verdict
+    number_hits = numbers.agreeing if label == Label.SUPPORTED else numbers.differing
     for other in family:
         if other == primary:
             continue
         other_label = LABELS[int(np.argmax(per_key[other]))]
-        other_numbers, other_details = _numbers_check(claim.text, by_key[other])
+        other_numbers = _numbers_check(claim.text, by_key[other])
+        other_details = other_numbers.details
+        dissents = False
         if other_label != label and other_label != Label.NOT_ENOUGH_INFO and decisiveness(other) >= 0.5:
             best = _best_for(by_key[other], other_label)
             where = f": \u201c{_short(best.evidence.quote)}\u201d (p.{best.evidence.page})" if best else ""
             warnings.append(f"{other} reads as {other_label.value}{where}; the verdict holds for {primary}")
+            dissents = True
         if other_numbers.status == "mismatch" and numbers.status != "mismatch":
             mismatch = next((d for d in other_details if "differs" in d), other_details[0])
             warnings.append(f"{other} states different numbers: {mismatch}; the verdict holds for {primary} only")
+            dissents = True
         elif other_numbers.status == "consistent" and numbers.status == "mismatch":
             agree = next((d for d in other_details if "agrees" in d), other_details[0])
             warnings.append(f"{other} states the claim's numbers: {agree}; the verdict holds for {primary} only")
+            dissents = True
+        if not dissents:
+            concurring += by_key[other]
+            number_hits = number_hits + (other_numbers.agreeing if label == Label.SUPPORTED else [])
     if claim.truncated:
         warnings.append("the claim was cut off in the report; checked as written"
                         + (" and as the full sentence found in the paper" if claim.full_text else ""))
@@ -227,14 +238,15 @@ def decide(claim: Claim, hits: list[ScoredHit], papers: dict[str, Paper], aggreg
         if key in papers and papers[key].partial:
             note = papers[key].notes[0] if papers[key].notes else "partial text"
             warnings.append(f"{key} is held only in part ({note})")
-    evidence = _pick_evidence(by_key, primary, family, max_evidence)
+    shows = _shows_verdict(concurring, label, number_hits, verbatim)
+    evidence = _pick_evidence(by_key, primary, family, max_evidence, first=shows)
     return Verdict(
         claim_id=claim.id,
         label=label,
         confidence=float(probs[LABELS.index(label)]),
         probs={lab.value: float(p) for lab, p in zip(LABELS, probs, strict=True)},
         evidence=[h.evidence for h in evidence],
-        checks=Checks(numbers=NumberCheck(status=numbers.status, details=number_details),
+        checks=Checks(numbers=numbers.check,
                       warnings=_dedupe(warnings),
                       version_cited=cited.key if cited else None,
                       version_used=[primary] + [k for k in family if k != primary]),
@@ -285,25 +297,42 @@ def _numbers_override(probs: np.ndarray, partial: bool) -> tuple[np.ndarray, Lab
         "the numbers differ from the evidence, so the reading as SUPPORTED becomes CONTRADICTED")
 
 
-def _numbers_check(claim_text: str, hits: list[ScoredHit], n: int = 8) -> tuple[NumberCheck, list[str]]:
+@dataclass
+class _Numbers:
+    """The claim's quantities against one paper version: the check, its lines, and the passages that agree / differ."""
+
+    check: NumberCheck
+    details: list[str]
+    agreeing: list[ScoredHit] = field(default_factory=list)
+    differing: list[ScoredHit] = field(default_factory=list)
+
+    @property
+    def status(self) -> str:
+        return self.check.status
+
+
+def _numbers_check(claim_text: str, hits: list[ScoredHit], n: int = 8) -> _Numbers:
     """Compare the claim's quantities with the relevant passages of one paper version."""
     from claimscope.verify.numbers import compare_quantities
 
     top = sorted((h for h in hits if h.relevance >= 0.2), key=lambda h: -h.relevance)[:n]
     if not top:
         status = "not_applicable" if not _has_numbers(claim_text) else "not_found"
-        return NumberCheck(status=status), []
+        return _Numbers(NumberCheck(status=status), [])
     result = compare_quantities(claim_text, [h.text for h in top])
     details = []
+    agreeing: list[ScoredHit] = []
+    differing: list[ScoredHit] = []
     for m in result.matches:
         if m.evidence is None or m.evidence_index is None:
             details.append(f"claim says {m.claim.describe()}; not stated in the passages read")
             continue
-        ev = top[m.evidence_index].evidence
+        hit = top[m.evidence_index]
+        (agreeing if m.status == "match" else differing).append(hit)
         verb = "agrees" if m.status == "match" else "differs"
-        details.append(f"claim says {m.claim.describe()}; {ev.paper} p.{ev.page} says {m.evidence.describe()} "
-                       f"({verb})")
-    return NumberCheck(status=result.status, details=_dedupe(details)), _dedupe(details)
+        details.append(f"claim says {m.claim.describe()}; {hit.evidence.paper} p.{hit.evidence.page} says "
+                       f"{m.evidence.describe()} ({verb})")
+    return _Numbers(NumberCheck(status=result.status, details=_dedupe(details)), _dedupe(details), agreeing, differing)
 
 
 def _has_numbers(text: str) -> bool:
@@ -312,14 +341,39 @@ def _has_numbers(text: str) -> bool:
     return bool(extract_quantities(text))
 
 
-def _pick_evidence(by_key: dict[str, list[ScoredHit]], primary: str, family: list[str], n: int) -> list[ScoredHit]:
-    """The deciding version's best passages first, then the best passage of every other version."""
+def _shows_verdict(hits: list[ScoredHit], label: Label, number_hits: list[ScoredHit], verbatim: ScoredHit | None
+                   ) -> ScoredHit | None:
+    """The passage to quote first for the verdict, from the versions that concur with it (`hits`): the sentence
+    stated word for word; a passage stating the claim's numbers (SUPPORTED) or other numbers (CONTRADICTED)
+    (`number_hits`); else the passage the evidence model reads most strongly that way. None for NOT ENOUGH INFO."""
+    if label == Label.NOT_ENOUGH_INFO or not hits:
+        return None
+    if verbatim is not None and label == Label.SUPPORTED:
+        return verbatim
+
+    def shows(h: ScoredHit) -> float:
+        # how much of the claim the passage says in its words, plus the evidence model's reading that way: where the
+        # verdict rests on claim-level features and every passage reads as neutral, the passage stating the claim
+        # still has most of its words (relevance alone favours on-topic passages such as the abstract)
+        return h.coverage + (h.evidence.p_support if label == Label.SUPPORTED else h.evidence.p_contradict)
+
+    return max(number_hits or hits, key=shows)
+
+
+def _pick_evidence(by_key: dict[str, list[ScoredHit]], primary: str, family: list[str], n: int,
+                   first: ScoredHit | None = None) -> list[ScoredHit]:
+    """`first` (the passage that shows the verdict, from any version that concurs), then the deciding version's best
+    passages, then the best passage of every other version."""
     def strength(h: ScoredHit) -> float:
         return h.relevance * max(h.evidence.p_support, h.evidence.p_contradict, 0.2)
 
-    chosen = _distinct(sorted(by_key[primary], key=lambda h: -strength(h)))[: max(1, n - (len(family) - 1))]
+    elsewhere = first.evidence.paper if first is not None and first.evidence.paper != primary else None
+    room = max(1, n - (len(family) - 1)) + (elsewhere is not None)
+    ordered = [first] if first is not None else []
+    ordered += sorted((h for h in by_key[primary] if h is not first), key=lambda h: -strength(h))
+    chosen = _distinct(ordered)[:room]
     for key in family:
-        if key != primary and by_key.get(key):
+        if key != primary and key != elsewhere and by_key.get(key):
             chosen.append(max(by_key[key], key=strength))
     others = sorted((h for k, hs in by_key.items() if k not in family for h in hs), key=lambda h: -strength(h))
     chosen.extend(others[: max(0, n - len(chosen))])

@@ -60,6 +60,22 @@ def test_average_improvement_claim_shows_v1_evidence_and_the_version_difference(
     assert any("2005.13013v1" in w and "6.1" in w for w in verdict.checks.warnings), verdict.checks.warnings
 
 
+def test_first_quote_is_the_passage_that_shows_the_verdict(example_run):
+    # before: the report quoted the passage with the highest P(SUPPORTED) from any version, here v1 p.6 ("an average
+    # score of 74.2"), the very version the warnings say reads as CONTRADICTED and states 6.1
+    verdict, _ = _verdict_for(example_run, "average improvement of 5.4")
+    first = min(verdict.evidence, key=lambda e: e.rank)
+    assert verdict.label == Label.SUPPORTED and first.paper == "2005.13013v2" and "5.4 point" in first.quote
+    # every passage reads as neutral here; the one quoted first is the sentence the claim was cut from (p.4), not the
+    # abstract that the dense retriever ranks higher
+    verdict, _ = _verdict_for(example_run, "We use the pretrained XLM-R Large model")
+    first = min(verdict.evidence, key=lambda e: e.rank)
+    assert "as a starting point for all our experiments" in first.quote and first.page == 4
+    row = next(line for line in (example_run / "report.md").read_text().splitlines()
+               if line.startswith("| [7]"))
+    assert "as a starting point for all our experiments" in row
+
+
 def test_number_of_intermediate_tasks_claim_names_v1_seven_tasks(example_run):
     verdict, _ = _verdict_for(example_run, "nine different English intermediate")
     assert any(e.paper == "2005.13013v1" for e in verdict.evidence)
