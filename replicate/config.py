@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,6 +53,11 @@ class TaskSpec:
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise BadRecipe(self.name, f"unknown task kind {self.kind!r}; one of {', '.join(KINDS)}")
+        for size in ("batch_size", "max_len"):
+            if getattr(self, size) < 1:
+                raise BadRecipe(self.name, f"{size} must be at least 1, not {getattr(self, size)}")
+        if self.epochs <= 0 or self.lr <= 0:
+            raise BadRecipe(self.name, f"epochs and lr must be positive, not {self.epochs} and {self.lr}")
 
     @property
     def trained(self) -> bool:
@@ -119,13 +126,17 @@ class Recipe:
             self.tasks = load_task_registry()
         for name, spec in self.extra_tasks.items():
             try:
-                self.tasks[name] = TaskSpec(name=name, **{"role": "target", **spec})
+                self.tasks[name] = TaskSpec(name=name, **checked(TaskSpec, {"role": "target", **spec},
+                                                                 f"extra_tasks.{name}"))
             except TypeError as e:
                 raise BadRecipe(f"{self.name}:{name}", str(e)) from e
         for name, over in self.task_overrides.items():
             if name not in self.tasks:
                 raise BadRecipe(self.name, f"task_overrides names unknown task {name!r}")
+            checked(TaskSpec, over, f"task_overrides.{name}")
             self.tasks[name] = dataclasses.replace(self.tasks[name], **over)
+        if not self.seeds:
+            raise BadRecipe(self.name, "seeds is empty: give at least one seed, e.g. [1]")
         for t in self.targets:
             if t not in self.tasks or self.tasks[t].role != "target":
                 raise BadRecipe(self.name, f"unknown target task {t!r}")
@@ -183,6 +194,55 @@ def load_task_registry(path: Path | None = None) -> dict[str, TaskSpec]:
     return out
 
 
+def checked(cls: type, data: dict[str, Any], where: str) -> dict[str, Any]:
+    """`data` for the dataclass `cls`, each value checked against its field's type, so a recipe's typo or wrong
+    type is named with the file at load time (e.g. `targets: xnli`, a string where a list belongs, was read as the
+    targets 'x', 'n', 'l', 'i'; `seeds: one` planned nothing)."""
+    hints = typing.get_type_hints(cls)
+    known = [f.name for f in dataclasses.fields(cls)]
+    unknown = [k for k in data if k not in known]
+    if unknown:
+        raise BadRecipe(where, f"unknown field {', '.join(map(repr, unknown))}; known: {', '.join(known)}")
+    for key, value in data.items():
+        if not _fits(value, hints[key]):
+            raise BadRecipe(where, f"{key} must be {_describe(hints[key])}, not {value!r}")
+    return data
+
+
+def _fits(value: Any, tp: Any) -> bool:
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if tp is Any:
+        return True
+    if origin in (typing.Union, types.UnionType):
+        return any(_fits(value, a) for a in args)
+    if tp is type(None):
+        return value is None
+    if origin is list:
+        return isinstance(value, list) and all(_fits(v, args[0]) for v in value)
+    if origin is dict:
+        return isinstance(value, dict)
+    if tp is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, tp)
+
+
+_NAMES = {type(None): ("null", "nulls"), float: ("a number", "numbers"), int: ("an integer", "integers"),
+          bool: ("true or false", "true/false values"), str: ("a string", "strings")}
+
+
+def _describe(tp: Any, plural: bool = False) -> str:
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_describe(a, plural) for a in args)
+    if origin is list:
+        return f"a list of {_describe(args[0], plural=True)}"
+    if origin is dict:
+        return "mappings" if plural else "a mapping"
+    return _NAMES[tp][plural] if tp in _NAMES else str(tp)
+
+
 def list_configs() -> list[str]:
     return sorted(p.stem for p in CONFIG_DIR.glob("*.yaml") if p.stem != "tasks")
 
@@ -190,10 +250,16 @@ def list_configs() -> list[str]:
 def recipe_from_dict(data: dict[str, Any], source: str = "<dict>") -> Recipe:
     data = dict(data)
     train = data.pop("train", None) or {}
+    if not isinstance(train, dict):
+        raise BadRecipe(source, f"train must be a mapping of training settings, not {train!r}")
     try:
-        return Recipe(train=TrainSpec(**train), **data)
+        return Recipe(train=TrainSpec(**checked(TrainSpec, train, "train")), **checked(Recipe, data, source))
     except TypeError as e:
         raise BadRecipe(source, str(e)) from e
+    except BadRecipe as e:  # name the file, then what in it
+        if e.item == source:
+            raise
+        raise BadRecipe(source, e.problem if e.item == data.get("name") else f"{e.item}: {e.problem}") from e
 
 
 def load_recipe(name_or_path: str | Path, **overrides: Any) -> Recipe:
@@ -203,6 +269,14 @@ def load_recipe(name_or_path: str | Path, **overrides: Any) -> Recipe:
         path = CONFIG_DIR / f"{name_or_path}.yaml"
     if not path.exists():
         raise BadRecipe(str(name_or_path), f"no such config; bundled: {', '.join(list_configs())}")
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark is not None else ""
+        raise BadRecipe(str(path), f"not valid YAML: {where}{getattr(e, 'problem', None) or e}") from e
+    if not isinstance(data, dict):
+        raise BadRecipe(str(path), f"a recipe is a mapping of fields (model, targets, ...), not {data!r}")
+    data.setdefault("name", path.stem)
     data.update({k: v for k, v in overrides.items() if v is not None})
     return recipe_from_dict(data, str(path))

@@ -75,3 +75,42 @@ def test_stacked_rate_applies_to_phase3_only(tmp_path: Path) -> None:
     inter = next(r for r in rows if r.phase == "2 intermediate" and r.seq_len == 128)
     assert target.hours["stacked"] == pytest.approx(target.hours["shared"] / 2)  # phase-3 cells of a target stack
     assert inter.hours["stacked"] == inter.hours["shared"]  # phase-2 runs do not: they share the GPU instead
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "message"),
+    [
+        ("model: xlm-roberta-large\ntargets: xnli\n", "t.yaml: targets must be a list of strings, not 'xnli'"),
+        ("model: xlm-roberta-large\nseeds: one\ntargets: [xnli]\n", "t.yaml: seeds must be a list of integers"),
+        ("model: xlm-roberta-large\nseeds: []\ntargets: [xnli]\n", "t.yaml: seeds is empty"),
+        ("model: xlm-roberta-large\ntargets: [xnli]\ntrain: {lr: 2e-5}\n", "t.yaml: train: unknown field 'lr'; known:"),
+        ("model: xlm-roberta-large\ntargets: [xnli]\ntrain: {warmup_ratio: fast}\n",
+         "t.yaml: train: warmup_ratio must be a number, not 'fast'"),
+        ("model: xlm-roberta-large\ntargets: [xnli]\ntask_overrides: {xnli: {batchsize: 8}}\n",
+         "t.yaml: task_overrides.xnli: unknown field 'batchsize'"),
+        ("model: xlm-roberta-large\ntargets: [xnli]\ntask_overrides: {xnli: {batch_size: 0}}\n",
+         "t.yaml: xnli: batch_size must be at least 1, not 0"),
+        ("model: xlm-roberta-large\nintermediate: [squad, 3]\ntargets: [xnli]\n",
+         "t.yaml: intermediate must be a list of strings or nulls"),
+        ("model: xlm-roberta-large\nfoo: [1,\n", "t.yaml: not valid YAML: line 3"),
+        ("- model\n", "t.yaml: a recipe is a mapping of fields"),
+    ],
+)
+def test_a_bad_recipe_file_is_one_line_naming_the_file_and_the_field(
+    yaml_text: str, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # before: a YAML syntax error or a list at the top was a traceback; `targets: xnli` was read as the targets
+    # 'x', 'n', 'l', 'i'; `seeds: one` planned nothing; a file without `name:` failed with "missing 1 required
+    # positional argument: 'name'"
+    path = tmp_path / "t.yaml"
+    path.write_text(yaml_text)
+    assert main(["-q", "replicate", "--config", str(path), "--dry-run", "--rates", str(tmp_path / "none.json")]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err
+
+
+def test_a_recipe_file_without_a_name_takes_the_file_name(tmp_path: Path) -> None:
+    path = tmp_path / "my-grid.yaml"
+    path.write_text("model: xlm-roberta-large\nintermediate: [null, squad]\ntargets: [xnli]\n")
+    recipe = load_recipe(path)
+    assert recipe.name == "my-grid" and recipe.targets == ["xnli"] and recipe.intermediate == [None, "squad"]
