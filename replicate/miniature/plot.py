@@ -6,16 +6,27 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ..errors import ReplicateError
+
 
 def plot_gap_vs_size(replication: Path, out: Path, target: str = "debsec") -> Path:
     """SVG (or PNG by suffix) of the gap (English minus non-English mean, points) per size, 95% CIs over seeds."""
+    if out.suffix.lower() not in (".svg", ".png", ".pdf"):
+        raise ReplicateError(str(out), "the figure is written as .svg, .png or .pdf (by the suffix)")
+    try:
+        doc: dict[str, Any] = json.loads(Path(replication).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ReplicateError(str(replication), f"cannot read it as JSON: {e}") from e
+    summary = doc.get("summary") if isinstance(doc, dict) else None
+    rows = [r for r in summary or [] if isinstance(r, dict) and r.get("target") == target and r.get("params")]
+    if not rows:
+        raise ReplicateError(str(replication), f"no summary rows for the miniature target {target!r}: not the "
+                                               "replication.json of `claimscope replicate-miniature grid`?")
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    doc: dict[str, Any] = json.loads(Path(replication).read_text(encoding="utf-8"))
-    rows = [r for r in doc["summary"] if r["target"] == target and r.get("params")]
     rows.sort(key=lambda r: r["params"]["non_embedding"])
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
     for key, label, marker in (("baseline", "target task only", "o"), ("debmatch", "+ English intermediate task", "s")):

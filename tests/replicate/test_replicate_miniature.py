@@ -130,3 +130,23 @@ def test_toy_grid_end_to_end(mini_data: Path, tmp_path: Path) -> None:
 
     svg = plot_gap_vs_size(tmp_path / "run" / "replication.json", tmp_path / "gap.svg")
     assert "<svg" in svg.read_text()[:500]
+
+
+def test_plot_of_a_wrong_file_or_suffix_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # before: a JSON without the miniature's summary was a KeyError traceback, `--out gap.txt` matplotlib's ValueError
+    from claimscope.cli import main
+
+    shipped = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "miniature" / "replication.json"
+    (tmp_path / "other.json").write_text('{"cells": []}')
+    (tmp_path / "broken.json").write_text('{"summary": [')
+    cases = [  # (replication.json, figure, the file the error names, the problem)
+        (tmp_path / "other.json", tmp_path / "a.svg", tmp_path / "other.json", "no summary rows for the miniature"),
+        (tmp_path / "broken.json", tmp_path / "a.svg", tmp_path / "broken.json", "cannot read it as JSON"),
+        (shipped, tmp_path / "a.txt", tmp_path / "a.txt", "written as .svg, .png or .pdf"),
+    ]
+    for replication, figure, named, message in cases:
+        assert main(["-q", "replicate-miniature", "plot", str(replication), "--out", str(figure)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and message in err[0] and str(named) in err[0], err
+    assert main(["-q", "replicate-miniature", "plot", str(shipped), "--out", str(tmp_path / "gap.png")]) == 0
+    assert (tmp_path / "gap.png").read_bytes()[:4] == b"\x89PNG"
