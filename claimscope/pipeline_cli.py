@@ -25,7 +25,7 @@ def add_settings_args(p: argparse.ArgumentParser) -> None:
                    help="open claims: rank documents with the base claim vector (no query-side adapter)")
 
 
-def settings_from_args(args: argparse.Namespace, claims_path: Path | None = None):  # type: ignore[no-untyped-def]
+def settings_from_args(args: argparse.Namespace, claims_path: Path | None = None):
     from claimscope.settings import load_settings
 
     overrides: dict[str, object] = {}
@@ -58,7 +58,7 @@ def _run(args: argparse.Namespace) -> int:
     settings = settings_from_args(args, args.claims)
     out = args.out or Path("runs") / Path(args.claims).stem
     if args.formats:
-        settings.report.formats = [f.strip() for f in args.formats.split(",") if f.strip()]  # type: ignore[misc]
+        settings.report.formats = [f.strip() for f in args.formats.split(",") if f.strip()]
     with console.status("claimscope run") as status:
         outputs = run_pipeline(Path(args.claims), Path(out), settings, fmt=args.format,
                                replication=args.replication, progress=lambda m: status.update(m))

@@ -97,9 +97,9 @@ def _costs(recipe: Recipe, rates: dict[str, Any] | None) -> tuple[dict[GroupKey,
         mode = "stacked" if recipe.train.stack_cells > 1 else "optimised"
         for row in plan_recipe(recipe, rates):
             if len(row.key) == 3:
-                groups[row.key] += row.hours[mode]  # type: ignore[index]
+                groups[row.key] += row.hours[mode]
             else:
-                cells[row.key] += row.hours[mode]  # type: ignore[index]
+                cells[row.key] += row.hours[mode]
         if sum(groups.values()) + sum(cells.values()) > 0:
             return groups, cells, f"estimated GPU-hours ({mode}; rates from {rates.get('source')})"
     groups = {g: (1.0 if g[0] is not None else 0.0) for g in groups}

@@ -60,7 +60,7 @@ class StackedModels:
             raise ValueError("stacked models must have the same structure (same architecture and the same heads)")
         self.models = models
         self.n = len(models)
-        self.params, self.buffers = stack_module_state(models)  # type: ignore[arg-type]
+        self.params, self.buffers = stack_module_state(models)
         self.template = copy.deepcopy(models[0]).to("meta")
         _plain_attention(self.template)
         for i, m in enumerate(models):
@@ -83,8 +83,8 @@ class StackedModels:
         self._forward = self._vmapped
         self._explicit_forward = self._explicit
         if compile_forward:
-            self._forward = torch.compile(self._vmapped, mode=compile_mode)  # type: ignore[assignment]
-            self._explicit_forward = torch.compile(self._explicit, mode=compile_mode)  # type: ignore[assignment]
+            self._forward = torch.compile(self._vmapped, mode=compile_mode)
+            self._explicit_forward = torch.compile(self._explicit, mode=compile_mode)
             if compile_mode == "reduce-overhead":  # CUDA graphs: the weights stay where they are, no copy per replay
                 for t in [*self.params.values(), *self.low.values()]:
                     torch._dynamo.mark_static_address(t)

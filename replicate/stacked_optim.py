@@ -69,7 +69,7 @@ try:  # on CUDA, one Triton kernel reads and writes each active row in place: no
     import triton.language as tl
 
     @triton.jit
-    def _rows_adamw_kernel(  # type: ignore[no-untyped-def]
+    def _rows_adamw_kernel(
         table, m, v, g, rows, slot, scale, hyper, n_vocab, n_slots, eps, beta1, beta2,
         D: tl.constexpr, BLOCK: tl.constexpr,
     ):

@@ -300,7 +300,7 @@ class ArxivSource:
         return ranked
 
 
-def _head_tail(f, tmp: Path, size: int) -> tuple[bytes, bytes]:  # type: ignore[no-untyped-def]
+def _head_tail(f, tmp: Path, size: int) -> tuple[bytes, bytes]:
     f.flush()
     with open(tmp, "rb") as r:
         head = r.read(8)

@@ -53,7 +53,7 @@ def run_retrieve(args: argparse.Namespace) -> int:
         overrides["papers_dir"] = args.papers.resolve()
     if args.cache is not None:
         overrides["cache_dir"] = args.cache.resolve()
-    settings = RetrieveSettings(**overrides)  # type: ignore[arg-type]
+    settings = RetrieveSettings(**overrides)
     run = RunDir(args.out).create()
 
     if args.search:

@@ -136,9 +136,9 @@ def store_paper(
     paper = Paper(
         ref=ref,
         sha256=sha,
-        source=source,  # type: ignore[arg-type]
+        source=source,
         path=str(rel),
-        fmt=fmt,  # type: ignore[arg-type]
+        fmt=fmt,
         meta=meta,
         partial=partial,
         pages=len(doc.pages),

@@ -25,7 +25,7 @@ def _verify(args: argparse.Namespace) -> int:
     return 0
 
 
-def _existing_claims(run):  # type: ignore[no-untyped-def]
+def _existing_claims(run):
     from claimscope.rundir import read_jsonl
     from claimscope.types import Claim
 

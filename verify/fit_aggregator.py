@@ -105,7 +105,7 @@ def read_folds(path: Path) -> dict[str, set[int]]:
 
 
 def score(verifier, rows: list[dict], corpus: Mapping[int, Mapping], retriever: sp.DocRetriever,
-          folds: Mapping[str, set[int]] | None = None) -> dict[int, sp.ClaimScores]:  # type: ignore[no-untyped-def]
+          folds: Mapping[str, set[int]] | None = None) -> dict[int, sp.ClaimScores]:
     """Open (top 3) and cited abstracts of every claim; with `folds`, each claim scored by its fold's adapter."""
     if not folds:
         return sp.score_claims(verifier, rows, corpus, retriever=retriever)

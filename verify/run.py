@@ -108,7 +108,7 @@ class Verifier:
         return out
 
     def _scored(self, hit: Hit, rank: int, p_sup: float, p_con: float, p_neu: float, claim_text: str,
-                check_numbers) -> ScoredHit:  # type: ignore[no-untyped-def]
+                check_numbers) -> ScoredHit:
         passage = hit.passage
         numbers = check_numbers(claim_text, [passage.text])
         stance = STANCES[max(range(3), key=lambda i: (p_sup, p_con, p_neu)[i])]

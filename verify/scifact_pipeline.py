@@ -250,7 +250,7 @@ def to_predictions(decisions: Mapping[int, list[DocDecision]], claim_ids: Sequen
         for dd in decisions.get(cid, []):
             if dd.label is not None:
                 conf = float(dd.probs[DOC_LABELS.index(dd.label)])
-                ev[str(dd.doc_id)] = sf.AbstractPrediction(label=dd.label, sentences=dd.rationale(),  # type: ignore[arg-type]
+                ev[str(dd.doc_id)] = sf.AbstractPrediction(label=dd.label, sentences=dd.rationale(),
                                                            confidence=round(conf, 6))
         preds.append(sf.ClaimPrediction(id=cid, evidence=ev))
     return preds

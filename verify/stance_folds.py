@@ -128,13 +128,13 @@ def check_scale(scifact: Path, folds_json: Path, n_titles: int = 300) -> dict:
 
         def score(self, batch: list[tuple[str, str]]) -> np.ndarray:
             pairs.extend(batch)
-            return shipped.raw_scores(batch)  # type: ignore[attr-defined]
+            return shipped.raw_scores(batch)
 
-    verifier.scorer = Recorder()  # type: ignore[assignment]
+    verifier.scorer = Recorder()
     sp.score_claims(verifier, rows, corpus, retriever=sp.DocRetriever(index, adapter=False))
     pairs = list(dict.fromkeys(pairs))
-    final = shipped.raw_scores(pairs)  # type: ignore[attr-defined]
-    folds = [load_scorer(f"bundled@{d}", calibrate=False).raw_scores(pairs)  # type: ignore[attr-defined]
+    final = shipped.raw_scores(pairs)
+    folds = [load_scorer(f"bundled@{d}", calibrate=False).raw_scores(pairs)
              for d in read_folds(folds_json)]
     out = {"pairs": len(pairs), "titles": len(rows), "entropy_shipped": mean_entropy(final),
            "entropy_folds": [mean_entropy(f) for f in folds],

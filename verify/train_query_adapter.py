@@ -131,7 +131,7 @@ def dense_parts(data: TrainData, q: np.ndarray) -> tuple[np.ndarray, np.ndarray,
     ranker._order = np.arange(len(data.sent_emb))
     ranker._starts = data.starts
     ranker._unit_emb = data.sent_emb
-    ranker.units = [None] * len(data.starts)  # type: ignore[list-item]  # only its length is read
+    ranker.units = [None] * len(data.starts)  # only its length is read
     best, second = ranker.dense_scores(np.asarray(q, dtype=np.float32))
     return best, best + second, q @ data.title_emb.T
 
@@ -199,7 +199,7 @@ class _Scorer:
         self.sent = torch.from_numpy(data.sent_emb)
         self.title = torch.from_numpy(data.title_emb)
 
-    def __call__(self, q, zb):  # type: ignore[no-untyped-def]
+    def __call__(self, q, zb):
         import torch
 
         sims = q @ self.sent.T  # (B, S)
@@ -214,7 +214,7 @@ class _Scorer:
                 + p.w_title * _z_t(q @ self.title.T))
 
 
-def _z_t(x):  # type: ignore[no-untyped-def]
+def _z_t(x):
     sd = x.std(dim=1, keepdim=True, unbiased=False).clamp_min(1e-8)
     return (x - x.mean(dim=1, keepdim=True)) / sd
 

@@ -61,7 +61,7 @@ def read_text(path: Path) -> str:
     if path.suffix != ".lz4":
         return path.read_text(encoding="utf-8", errors="replace")
     try:
-        import lz4.frame  # type: ignore[import-not-found]
+        import lz4.frame
 
         return lz4.frame.decompress(path.read_bytes()).decode("utf-8", errors="replace")
     except ImportError:

@@ -230,7 +230,7 @@ def build_ann(index_dir: Path, shards: EmbeddingShards, requested: str = "auto",
     tmp = ann_dir.with_name(f".{ANN_DIR}.{os.getpid()}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    info = AnnInfo(kind=kind, reason=reason)  # type: ignore[arg-type]
+    info = AnnInfo(kind=kind, reason=reason)
     index = None
     if kind != "flat":
         index, info.params = _train_and_fill(shards, kind, seed)

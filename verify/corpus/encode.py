@@ -101,7 +101,7 @@ class ShardEncoder:
 
     def __init__(self, model: str = BUNDLED, precision: str = "auto", batch_size: int = 64,
                  device: str = "cpu", threads: int = 1) -> None:
-        self.spec = EncoderSpec(model=model, precision=precision, batch_size=batch_size,  # type: ignore[arg-type]
+        self.spec = EncoderSpec(model=model, precision=precision, batch_size=batch_size,
                                 device=device, threads=threads)
         self._model: Any = None
         if not is_hash_model(model):

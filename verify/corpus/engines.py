@@ -226,5 +226,5 @@ def get_engine(name: str = "local", **options: Any) -> Engine:
             options["actors"] = options["workers"]
         accepted = set(inspect.signature(RayEngine).parameters)
         kwargs = {k: v for k, v in options.items() if k in accepted and v is not None}
-        return RayEngine(**kwargs)  # type: ignore[no-any-return]
+        return RayEngine(**kwargs)
     raise BadSettings("--engine", f"unknown engine {name!r}; choose local or ray")

@@ -182,7 +182,7 @@ class _Candidates(Sequence[Passage]):
     def __len__(self) -> int:
         return len(self.rows)
 
-    def __getitem__(self, i):  # type: ignore[no-untyped-def, override]
+    def __getitem__(self, i):
         return self.store.get(int(self.rows[i]))
 
 
@@ -229,7 +229,7 @@ class ShardedEvidenceIndex:
         return self.manifest.count
 
     @property
-    def encoder(self):  # type: ignore[no-untyped-def]
+    def encoder(self):
         if self._encoder is None:
             from claimscope.verify.corpus.encode import ShardEncoder
 

@@ -146,7 +146,7 @@ class CorpusSource:
             try:
                 parsed = read_document(path, fmt, self.settings)
                 paper = Paper(ref=ref, sha256=sha256_file(path), source="local", path=str(path),
-                              fmt=fmt, pages=len(parsed.pages))  # type: ignore[arg-type]
+                              fmt=fmt, pages=len(parsed.pages))
                 passages = paper_passages(paper, parsed, window_sentences=self.window,
                                           stride=self.settings.window_stride)
             except (ClaimscopeError, OSError) as e:
