@@ -159,8 +159,9 @@ def _version_notes(cited: set[int | None], held: list[int | None], arxiv_id: str
 
 def collect_local(
     refs: list[PaperRef], settings: RetrieveSettings, papers_out: Path
-) -> tuple[list[tuple[Paper, ParsedDoc]], list[Gap], list[PaperRef]]:
-    """Local-folder part of `collect_papers`; also returns the refs with no local file (for the online path)."""
+) -> tuple[list[tuple[Paper, ParsedDoc]], list[Gap], list[PaperRef], list[PaperRef]]:
+    """Local-folder part of `collect_papers`; also returns the refs with no local file and the cited versions that
+    are missing locally while other versions of the paper are there (both for the cache / online path)."""
     folder = settings.papers_dir
     if folder is not None and not Path(folder).is_dir():
         raise PaperNotFound(str(folder), "papers folder does not exist")
@@ -169,6 +170,7 @@ def collect_local(
     results: list[tuple[Paper, ParsedDoc]] = []
     gaps: list[Gap] = []
     missing: list[PaperRef] = []
+    other_versions: list[PaperRef] = []
     by_id: dict[str, list[PaperRef]] = {}
     for ref in refs:
         if ref.arxiv_id is None:
@@ -184,6 +186,7 @@ def collect_local(
         chosen = _pick_per_version(files)
         held = sorted(chosen, key=lambda v: (v is None, v or 0))
         vnotes = _version_notes(cited, held, arxiv_id, "locally")
+        other_versions.extend(r for r in id_refs if r.version is not None and r.version not in chosen)
         for version in held:
             lf = chosen[version]
             ref = PaperRef(arxiv_id=arxiv_id, version=version, title=id_refs[0].title, url=id_refs[0].url)
@@ -212,7 +215,7 @@ def collect_local(
                 continue
             logger.info("local paper %s from %s (%d pages)", ref.key, lf.path.name, paper.pages)
             results.append((paper, doc))
-    return results, gaps, missing
+    return results, gaps, missing, other_versions
 
 
 def _collect_named(
@@ -247,26 +250,43 @@ def _collect_named(
     return results, gaps
 
 
+def _drop_answered_notes(
+    results: list[tuple[Paper, ParsedDoc]], found: set[str], papers_out: Path
+) -> list[tuple[Paper, ParsedDoc]]:
+    """Drop a local paper's 'cited vN; only ... available locally' note once vN came from the cache or arXiv."""
+    out = []
+    for paper, doc in results:
+        keep = [n for n in paper.notes
+                if not (n.startswith("cited v") and f"{paper.ref.arxiv_id}v{n[len('cited v'):].split(';')[0]}"
+                        in found)]
+        if keep != paper.notes:
+            paper = paper.model_copy(update={"notes": keep})
+            write_json(papers_out / paper.ref.safe_key / "meta.json", paper)
+        out.append((paper, doc))
+    return out
+
+
 def collect_papers(
     refs: list[PaperRef], settings: RetrieveSettings, papers_out: Path
 ) -> tuple[list[tuple[Paper, ParsedDoc]], list[Gap]]:
     """Every held version of every cited paper, read and copied to papers_out/<key>/, plus a Gap per paper not found.
 
     Local folder first (all versions found there); then the cache (exact id@version, no network); then arXiv when
-    `settings.offline` is False.
+    `settings.offline` is False. A cited version the folder lacks is looked up the same way, while the versions the
+    folder holds are still read; when it is found nowhere, the held versions' notes say so (no Gap offline).
     One missing or unreadable paper is a Gap, never an exception; a missing papers_dir raises PaperNotFound.
     """
     papers_out = Path(papers_out)
-    results, gaps, missing = collect_local(refs, settings, papers_out)
+    results, gaps, missing, other_versions = collect_local(refs, settings, papers_out)
     named, named_gaps = _collect_named(refs, settings, papers_out)
     results += named
     gaps += named_gaps
-    if missing:
-        # cache (always, no network) and then arXiv (when online)
+    if missing or other_versions:
+        # cache (always, no network) and then arXiv (when online); a cited version that is missing locally too
         from claimscope.retrieve.online import collect_online
 
-        online, online_gaps = collect_online(missing, settings, papers_out)
-        results += online
+        online, online_gaps = collect_online(missing + other_versions, settings, papers_out)
+        results = _drop_answered_notes(results, {p.ref.key for p, _ in online}, papers_out) + online
         if not settings.offline:
             return results, gaps + online_gaps
         got = {p.ref.arxiv_id for p, _ in online}
