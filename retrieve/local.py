@@ -297,6 +297,7 @@ def collect_papers(
         if ref.arxiv_id in seen:
             continue
         seen.add(str(ref.arxiv_id))
-        reason = f"no local file for {ref.arxiv_id} in {where} and offline (not in cache {settings.cache_dir})"
+        reason = (f"no local file for {ref.arxiv_id} in {where} and offline (not in cache {settings.cache_dir}; "
+                  "--online fetches it from arXiv)")
         gaps.append(Gap(stage="retrieve", item=ref.key, reason=reason))
     return results, gaps

@@ -235,6 +235,18 @@ def collect_new(items: Sequence[str | Path], settings: Settings, papers_out: Pat
         any_version = {r.arxiv_id for r in refs if r.version is None}
         found += [(p, d) for p, d in got if p.ref.key in exact or p.ref.arxiv_id in any_version]
         gaps += [Gap(stage="reverify", item=g.item, reason=g.reason) for g in ref_gaps]
+        # a pinned version that is nowhere, while other versions of the paper are: say so, not "nothing new"
+        got_keys, gap_items = {p.ref.key for p, _ in got}, {g.item for g in ref_gaps}
+        for r in refs:
+            if r.version is None or r.key in got_keys or r.key in gap_items:
+                continue
+            others = ", ".join(f"v{p.ref.version}" if p.ref.version else "an unversioned file"
+                               for p, _ in got if p.ref.arxiv_id == r.arxiv_id)
+            reason = (f"not found: only {others} in {settings.retrieve.papers_dir}, and not in the cache "
+                      f"{settings.retrieve.cache_dir}")
+            if settings.retrieve.offline:
+                reason += "; --online fetches it from arXiv"
+            gaps.append(Gap(stage="reverify", item=r.key, reason=reason))
     unique: dict[str, tuple[Paper, ParsedDoc]] = {}
     for paper, doc in found:
         unique.setdefault(paper.ref.key, (paper, doc))
