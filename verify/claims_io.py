@@ -1,7 +1,10 @@
 """Read claims from the files users bring: machine-written reports, JSON, CSV and SciFact-style JSONL.
 
 The report format is the one of `examples/assignee_report.txt`: a title, a "Research question:" sentence, a
-tab-separated claims table (claim, ✓/✗, confidence) and a References list with arXiv URLs.
+tab-separated claims table (claim, ✓/✗, confidence) and a References list with arXiv URLs. The table may also be a
+Markdown one (`| Claim | Verified | Confidence |`). A report without a claims table is read as prose: each list item
+(`-`, `*`, `1.`) of five words or more, and each other sentence that cites an arXiv paper, is a claim citing the
+papers named in it (arXiv ids and URLs are taken out of its text).
 """
 
 from __future__ import annotations
@@ -107,49 +110,52 @@ def parse_report(text: str, path: str = "<report>") -> ClaimsInput:
     nonempty = [ln.strip() for ln in lines if ln.strip()]
     if not nonempty:
         raise BadClaimsFile(path, "the file is empty")
-    title = nonempty[0]
+    title = nonempty[0].lstrip("#").strip() or None
     q = re.search(r"Research question:\s*(.+?\?)(?=\s*\.?\s*$|\s*\.?\s*\n)", text, re.M | re.S)
     question = " ".join(q.group(1).split()) if q else None
 
     refs: list[PaperRef] = []
     in_refs = False
     for ln in lines:
-        if re.match(r"^\s*(References|Bibliography)\s*$", ln, re.I):
+        if _REFERENCES.match(ln):
             in_refs = True
             continue
         if in_refs:
-            for m in ARXIV_URL.finditer(ln):
-                ref = parse_ref(m.group(0))
+            found = [parse_ref(m.group(0)) for m in ARXIV_URL.finditer(ln)] + _cited_in(ln)
+            for ref in found:
                 if ref and all(r.key != ref.key for r in refs):
                     refs.append(ref)
 
-    header_idx = next((i for i, ln in enumerate(lines) if re.match(r"^\s*Claim\s*\t", ln, re.I)), None)
-    if header_idx is None:
-        raise BadClaimsFile(path, "no claims table found (expected a tab-separated header line starting 'Claim')")
-    header = [h.strip().lower() for h in lines[header_idx].split("\t")]
-    claims: list[Claim] = []
-    for n in range(header_idx + 1, len(lines)):
-        ln = lines[n]
-        if not ln.strip():
-            if claims:
-                break
-            continue
-        if "\t" not in ln:
-            break
-        cells = ln.split("\t")
+    rows = _table_rows(lines)
+    notes = []
+    if rows is None:
+        claims = _prose_claims(lines, path, refs)
+        if not claims:
+            raise BadClaimsFile(path, "no claims found: no claims table (a tab-separated or Markdown header line "
+                                      "starting 'Claim'), no list items and no sentences citing an arXiv paper")
+        notes.append(f"no claims table: {len(claims)} claims are the report's list items and the sentences that "
+                     "cite an arXiv paper")
+        rows = []
+    else:
+        claims = []
+    header = rows[0][1] if rows else []
+    for n, cells in rows[1:]:
         where = f"{path}:{n + 1}"
         row = dict(zip(header, cells, strict=False))
         claim_text = row.get("claim", cells[0]).strip()
-        if not claim_text:
-            raise BadClaimsFile(where, "empty claim text in the claims table")
         mark = row.get("verified", "").strip()
         verdict = VERIFIED_MARKS.get(mark.lower(), mark or None)
         confidence = _parse_confidence(row.get("confidence", ""), where)
-        claims.append(_make_claim(claim_text, f"{Path(path).name}:{n + 1}", list(refs), verdict, confidence))
+        cited = _cited_in(" ".join(c for k, c in row.items() if k not in ("verified", "confidence")))
+        if cited:  # the row names its papers (in the claim or a column of its own) rather than the References
+            claim_text = _without_citations(claim_text)
+        if not claim_text:
+            raise BadClaimsFile(where, "empty claim text in the claims table")
+        claims.append(_make_claim(claim_text, f"{Path(path).name}:{n + 1}", cited or list(refs), verdict,
+                                  confidence))
     if not claims:
         raise BadClaimsFile(path, "the claims table has a header but no rows")
 
-    notes = []
     cut = [c for c in claims if c.truncated]
     if cut:
         lengths = {len(c.text) for c in cut}
@@ -158,6 +164,113 @@ def parse_report(text: str, path: str = "<report>") -> ClaimsInput:
     if re.search(r"quality (review )?score", text, re.I):
         notes.append("the report states a 'quality score' that nothing in it computes; we do not repeat it")
     return ClaimsInput(claims=claims, title=title, question=question, references=refs, notes=notes, fmt="report")
+
+
+def _table_rows(lines: list[str]) -> list[tuple[int, list[str]]] | None:
+    """The claims table as (line index, cells), the header (lower-cased) first; None when there is none. A
+    tab-separated table ends at its first blank line after a row or a line without a tab, a Markdown table at its
+    first line not starting with '|'."""
+    for i, ln in enumerate(lines):
+        if re.match(r"^\s*Claim\s*\t", ln, re.I):
+            rows = [(i, [h.strip().lower() for h in ln.split("\t")])]
+            for n in range(i + 1, len(lines)):
+                if not lines[n].strip():
+                    if len(rows) > 1:
+                        break
+                    continue
+                if "\t" not in lines[n]:
+                    break
+                rows.append((n, lines[n].split("\t")))
+            return rows
+        if re.match(r"^\s*\|\s*Claim\s*\|", ln, re.I):
+            def cells(line: str) -> list[str]:
+                return [c.strip() for c in line.strip().strip("|").split("|")]
+
+            rows = [(i, [h.lower() for h in cells(ln)])]
+            for n in range(i + 1, len(lines)):
+                if not lines[n].strip().startswith("|"):
+                    break
+                if not re.fullmatch(r"[\s|:\-]+", lines[n]):  # the |---|---| line under the header
+                    rows.append((n, cells(lines[n])))
+            return rows
+    return None
+
+
+# arXiv papers named in prose: a URL, "arXiv:ID" / "arXiv ID", or a bare ID in brackets ("[2005.13013v1]")
+CITED_ARXIV = re.compile(
+    r"(?:arxiv\.org/(?:abs|pdf)/|arXiv[:\s]\s*)(?P<id>\d{4}\.\d{4,5})(?:v(?P<v>\d+))?"
+    r"|(?<=[\[(])(?P<bid>\d{4}\.\d{4,5})(?:v(?P<bv>\d+))?(?=[\])])", re.I)
+_CITATION_GROUP = re.compile(r"\s*[\[(][^\[\]()]*?\d{4}\.\d{4,5}[^\[\]()]*[\])]")
+_LIST_ITEM = re.compile(r"^(?P<indent>\s*)(?:[-*•+]|\d{1,3}[.)])\s+(?P<text>\S.*)$")
+_REFERENCES = re.compile(r"^\s*#*\s*(References|Bibliography|Sources)\s*:?\s*$", re.I)
+
+
+def _cited_in(text: str) -> list[PaperRef]:
+    refs: list[PaperRef] = []
+    for m in CITED_ARXIV.finditer(text):
+        arxiv_id, v = (m.group("id"), m.group("v")) if m.group("id") else (m.group("bid"), m.group("bv"))
+        ref = PaperRef(arxiv_id=arxiv_id, version=int(v) if v else None)
+        if all(r.key != ref.key for r in refs):
+            refs.append(ref)
+    return refs
+
+
+def _without_citations(text: str) -> str:
+    """The claim's words without the arXiv ids and URLs citing it (an id would be read as a number to check)."""
+    text = _CITATION_GROUP.sub("", text)
+    text = re.sub(r"\s*(?:https?://)?(?:www\.)?arxiv\.org/(?:abs|pdf)/\S+", "", text, flags=re.I)
+    text = re.sub(r"\s*arXiv[:\s]\s*\d{4}\.\d{4,5}(?:v\d+)?", "", text, flags=re.I)
+    return re.sub(r"\s+([.,;:!?])", r"\1", " ".join(text.split()))
+
+
+def _prose_claims(lines: list[str], path: str, references: list[PaperRef]) -> list[Claim]:
+    """Claims of a report without a claims table: its list items of five words or more, and its other sentences
+    that cite an arXiv paper, up to a References heading. A claim cites the papers named in it; a list item that
+    names none cites the report's References (if any)."""
+    name = Path(path).name
+    units: list[tuple[int, str, bool]] = []  # (line index, text, is a list item)
+    paragraph: list[tuple[int, str]] = []
+
+    def flush() -> None:
+        if paragraph:
+            text = " ".join(t for _, t in paragraph)
+            for sentence in re.split(r"(?<=[.!?])\s+(?=[A-Z])", text):
+                if CITED_ARXIV.search(sentence):
+                    units.append((paragraph[0][0], sentence, False))
+            paragraph.clear()
+
+    item: list[str] | None = None
+    item_line = 0
+    for n, ln in enumerate(lines):
+        if _REFERENCES.match(ln):
+            break
+        m = _LIST_ITEM.match(ln)
+        if m:
+            flush()
+            if item is not None:
+                units.append((item_line, " ".join(item), True))
+            item, item_line = [m.group("text")], n
+        elif item is not None and ln.strip() and ln[:1].isspace():  # an item's continuation line
+            item.append(ln.strip())
+        else:
+            if item is not None:
+                units.append((item_line, " ".join(item), True))
+                item = None
+            if not ln.strip() or ln.lstrip().startswith(("#", "|")):
+                flush()
+            else:
+                paragraph.append((n, ln.strip()))
+    if item is not None:
+        units.append((item_line, " ".join(item), True))
+    flush()
+    claims = []
+    for n, raw, is_item in sorted(units):
+        text = _without_citations(raw.replace("**", "").replace("__", ""))
+        if len(text.split()) < 5:
+            continue
+        cited = _cited_in(raw) or (list(references) if is_item else [])
+        claims.append(_make_claim(text, f"{name}:{n + 1}", cited))
+    return claims
 
 
 def _cited_from(value: object, where: str) -> list[PaperRef]:

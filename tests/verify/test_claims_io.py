@@ -149,3 +149,57 @@ def test_a_named_format_reads_a_file_of_any_extension(tmp_path):
     with pytest.raises(BadClaimsFile, match="unknown claims format"):
         read_claims(table)
     assert [c.cited[0].key for c in read_claims(table, "csv").claims] == ["2005.13013v1"]
+
+
+REVIEW = """# Literature review: intermediate-task training for cross-lingual transfer
+
+Key findings, as we read them. Earlier work is summarised in the survey.
+
+1. Selecting the best intermediate task for each target task gives a 6.1 point improvement over XLM-R Large on
+   XTREME (arXiv:2005.13013v1).
+2. Intermediate-task training helps the sentence retrieval tasks BUCC and Tatoeba a lot [2005.13013].
+- XLM-R was pretrained on 2.5TB of filtered CommonCrawl data in 100 languages (arXiv 1911.02116).
+- **Multi-task** intermediate training is clearly better than any single intermediate task.
+- Too short to check.
+
+Phang et al. report that MLM co-training does not help (https://arxiv.org/abs/2005.13013v2). We agree.
+
+## References
+
+- Phang et al. 2020. https://arxiv.org/abs/2005.13013v1
+"""
+
+
+def test_a_report_without_a_claims_table_is_read_as_prose(tmp_path):
+    # before: "no claims table found (expected a tab-separated header line starting 'Claim')"
+    path = tmp_path / "review.md"
+    path.write_text(REVIEW)
+    got = read_claims(path)
+    texts = [c.text for c in got.claims]
+    assert texts == [
+        "Selecting the best intermediate task for each target task gives a 6.1 point improvement over XLM-R Large on "
+        "XTREME.",
+        "Intermediate-task training helps the sentence retrieval tasks BUCC and Tatoeba a lot.",
+        "XLM-R was pretrained on 2.5TB of filtered CommonCrawl data in 100 languages.",
+        "Multi-task intermediate training is clearly better than any single intermediate task.",
+        "Phang et al. report that MLM co-training does not help.",
+    ]
+    assert [[r.key for r in c.cited] for c in got.claims] == [
+        ["2005.13013v1"], ["2005.13013"], ["1911.02116"], ["2005.13013v1"], ["2005.13013v2"]]  # 4th: the References
+    assert [c.source for c in got.claims] == [f"review.md:{n}" for n in (5, 7, 8, 9, 12)]
+    assert got.title == "Literature review: intermediate-task training for cross-lingual transfer"
+    assert not any(c.truncated for c in got.claims) and not any(c.as_reported for c in got.claims)
+    assert any("no claims table: 5 claims" in n for n in got.notes)
+
+
+def test_a_markdown_claims_table_with_its_own_citations(tmp_path):
+    path = tmp_path / "table.md"
+    path.write_text("# Report\n\n| Claim | Paper | Verified | Confidence |\n|---|---|:-:|---:|\n"
+                    "| BUCC and Tatoeba improve with intermediate training. | arXiv:2005.13013v1 | ✓ | 42% |\n"
+                    "| XLM-R covers 100 languages. | | ✗ | 0.3 |\n\nReferences\nhttps://arxiv.org/abs/2005.13013v2\n")
+    claims = read_claims(path).claims
+    assert [c.text for c in claims] == ["BUCC and Tatoeba improve with intermediate training.",
+                                        "XLM-R covers 100 languages."]
+    assert [[r.key for r in c.cited] for c in claims] == [["2005.13013v1"], ["2005.13013v2"]]
+    assert [(c.as_reported.verdict, c.as_reported.confidence) for c in claims] == [("verified", 0.42),
+                                                                                    ("not verified", 0.3)]
