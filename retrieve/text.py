@@ -7,7 +7,7 @@ import re
 from html.parser import HTMLParser
 from pathlib import Path
 
-from claimscope.errors import LimitExceeded, PdfUnreadable
+from claimscope.errors import EmptyPdf, LimitExceeded, PdfUnreadable
 from claimscope.retrieve.textnorm import Dehyphenator, fix_ligatures, heading_text, join_lines
 from claimscope.types import ParsedDoc, ParsedPage
 
@@ -120,7 +120,7 @@ def html_to_markdownish(html: str) -> tuple[str, str | None]:
 
 
 def parse_text(path: Path, *, max_bytes: int = 50_000_000) -> ParsedDoc:
-    """Read a .txt/.md/.html paper into a one-page ParsedDoc."""
+    """Read a .txt/.md/.html paper into a one-page ParsedDoc; EmptyPdf (a PdfUnreadable) when it holds no text."""
     path = Path(path)
     fmt = TEXT_SUFFIXES.get(path.suffix.lower())
     if fmt is None:
@@ -145,8 +145,9 @@ def parse_text(path: Path, *, max_bytes: int = 50_000_000) -> ParsedDoc:
         text, title = html_to_markdownish(text)
     text = fix_ligatures(text)
     body, headings = _paragraphs(text, markdown=fmt in ("markdown", "html"))
-    if not body.strip():
-        notes.append("file has no text")
+    if not body.strip():  # as for a PDF without text: nothing to check a claim against, so not a paper held
+        what = "is empty (0 bytes)" if not data else "has no text"
+        raise EmptyPdf(str(path), f"file {what}; no text to check claims against")
     if title is None:
         if fmt == "markdown":
             m = re.search(r"^\s{0,3}#\s+(.+?)\s*#*\s*$", text, re.MULTILINE)
