@@ -133,6 +133,7 @@ def store_paper(
     all_notes = list(notes)
     all_notes += [f"page {n} skipped: {why}" for n, why in doc.skipped_pages]
     all_notes += list(doc.meta.get("notes") or [])
+    partial = partial or bool(doc.meta.get("incomplete"))  # e.g. a damaged PDF whose later pages lost their text
     paper = Paper(
         ref=ref,
         sha256=sha,

@@ -259,11 +259,18 @@ def parse_pdf(path: Path, *, max_pages: int = 300, max_bytes: int = 50_000_000) 
                 if has_ligature(b[4]):
                     blocks[k] = (b[0], b[1], b[2], b[3], fix_ligatures(b[4]))
         dehyph = Dehyphenator(b[4] for _, blocks, _, _ in raw for b in blocks)
+        # MuPDF rebuilds the cross-reference table of a truncated or broken file and opens it; the pages past the
+        # damage come back without text, so they are named, and the paper is held as incomplete
+        repaired = bool(getattr(doc, "is_repaired", False))
+        notes = ["damaged PDF (MuPDF rebuilt its cross-reference table: a truncated or broken file?); "
+                 "text may be missing"] if repaired else []
         pages: list[ParsedPage] = []
         for number, blocks, width, has_images in raw:
             if not blocks:
                 if has_images:
                     skipped.append((number, "no text layer (image-only page); OCR would be needed"))
+                elif repaired:
+                    skipped.append((number, "no text: damaged PDF, the page's content was not recovered"))
                 pages.append(ParsedPage(number=number, text="", headings=[]))
                 continue
             text, headings = _page_text(blocks, width, dehyph)
@@ -276,6 +283,9 @@ def parse_pdf(path: Path, *, max_pages: int = 300, max_bytes: int = 50_000_000) 
             "pdf_metadata": {k: v for k, v in (doc.metadata or {}).items() if v},
             "parser": f"pymupdf {pymupdf.__version__}",
         }
+        if repaired:
+            meta["notes"] = notes
+            meta["incomplete"] = any(not p.text for p in pages)
     finally:
         doc.close()
         _log_mupdf_messages(path)

@@ -9,6 +9,7 @@ import pytest
 
 from claimscope.errors import PdfUnreadable
 from claimscope.retrieve.local import collect_papers
+from claimscope.retrieve.pdf import parse_pdf
 from claimscope.retrieve.text import parse_text
 from claimscope.settings import RetrieveSettings
 from claimscope.types import PaperRef
@@ -41,3 +42,34 @@ def test_an_empty_text_paper_is_a_gap_and_the_others_go_on(tmp_path):
     (gap,) = gaps
     assert gap.item == "2104.07412v1" and "2104.07412v1.txt" in gap.reason and "no text" in gap.reason
     assert not (tmp_path / "run" / "papers" / "2104.07412v1").exists()
+
+
+def _cut_pdf(tmp_path, name: str = "2005.13013v1.pdf"):
+    data = EXAMPLE_PDF.read_bytes()
+    path = tmp_path / name
+    path.write_bytes(data[: len(data) // 2])  # a download cut in half: MuPDF repairs it and finds 11 pages
+    return path
+
+
+def test_a_truncated_pdf_says_it_is_damaged_and_which_pages_lost_their_text(tmp_path, example_doc):
+    doc = parse_pdf(_cut_pdf(tmp_path))
+    assert len(doc.pages) == 11
+    empty = [p.number for p in doc.pages if not p.text.strip()]
+    assert empty and [n for n, _ in doc.skipped_pages] == empty
+    assert all("damaged" in why for _, why in doc.skipped_pages)
+    assert any("damaged" in n for n in doc.meta["notes"]) and doc.meta["incomplete"]
+    # the intact file says nothing of the kind
+    assert example_doc.skipped_pages == [] and not example_doc.meta.get("notes") and not example_doc.meta.get(
+        "incomplete")
+
+
+def test_a_truncated_local_pdf_is_held_as_partial(tmp_path):
+    folder = tmp_path / "papers"
+    folder.mkdir()
+    _cut_pdf(folder)
+    settings = RetrieveSettings(papers_dir=folder, cache_dir=tmp_path / "cache")
+    found, gaps = collect_papers([PaperRef(arxiv_id="2005.13013", version=1)], settings, tmp_path / "out")
+    assert gaps == []
+    ((paper, _),) = found
+    assert paper.partial  # verify then never reads a missing statement as a contradiction of the full text
+    assert any("damaged" in n for n in paper.notes) and any(n.startswith("page 11 skipped") for n in paper.notes)
