@@ -131,8 +131,8 @@ def store_paper(
     elif not meta.title and doc.meta.get("title"):
         meta = meta.model_copy(update={"title": doc.meta.get("title")})
     all_notes = list(notes)
+    all_notes += list(doc.meta.get("notes") or [])  # before the pages: a damaged PDF's note explains them
     all_notes += [f"page {n} skipped: {why}" for n, why in doc.skipped_pages]
-    all_notes += list(doc.meta.get("notes") or [])
     partial = partial or bool(doc.meta.get("incomplete"))  # e.g. a damaged PDF whose later pages lost their text
     paper = Paper(
         ref=ref,
