@@ -296,6 +296,10 @@ def change_reason(before: Verdict | None, after: Verdict, new_keys: set[str]) ->
         if af is not None and (bf is None or bf.label != af.label):
             was = bf.label.value if bf else "not checked"
             parts.append(f"full sentence: {was} \u2192 {af.label.value}")
+        elif af is not None and bf is not None and abs(bf.confidence - af.confidence) >= 0.005:
+            parts.append(f"full sentence: confidence {bf.confidence:.2f} \u2192 {af.confidence:.2f}")
+        elif af is None and bf is not None:
+            parts.append("full sentence no longer checked")
     used_before = before.checks.version_used[:1] if before else []
     used_after = after.checks.version_used[:1]
     if used_after and used_after != used_before:

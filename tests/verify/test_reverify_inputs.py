@@ -28,3 +28,21 @@ def test_a_pinned_version_found_nowhere_is_a_gap_not_silence(tmp_path):
 def test_an_unversioned_id_takes_every_version_held(tmp_path):
     found, gaps = collect_new(["2005.13013"], _settings(tmp_path, PAPERS), tmp_path / "staging" / "papers", [])
     assert gaps == [] and sorted(p.ref.key for p, _ in found) == ["2005.13013v1", "2005.13013v2"]
+
+
+def test_the_reason_names_a_full_sentence_confidence_move():
+    # the example's three-phase claim after v2 came in: the claim as cut holds at 0.70, its full sentence went
+    # SUPPORTED 0.99 -> 0.47; the diff listed it with only 'new evidence from 2005.13013v2', so nothing visibly moved
+    from claimscope.types import Evidence, Label, Verdict
+    from claimscope.verify.reverify import diff_verdicts
+
+    ev1 = Evidence(passage_id="p1", quote="We propose a three-phase approach", paper="2005.13013v1", page=2)
+    ev2 = Evidence(passage_id="p9", quote="We also investigate", paper="2005.13013v2", page=1)
+
+    def verdict(full_conf: float, evidence: list[Evidence]) -> Verdict:
+        full = Verdict(claim_id="c", label=Label.SUPPORTED, confidence=full_conf, evidence=evidence)
+        return Verdict(claim_id="c", label=Label.SUPPORTED, confidence=0.70, evidence=evidence,
+                       full_text_verdict=full)
+
+    (change,) = diff_verdicts([verdict(0.99, [ev1])], [verdict(0.47, [ev1, ev2])], {"2005.13013v2"})
+    assert "full sentence: confidence 0.99 \u2192 0.47" in (change.reason or ""), change.reason
