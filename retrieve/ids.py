@@ -32,6 +32,14 @@ def parse_arxiv_id(text: str) -> PaperRef:
     m = _ID_RE.match(s)
     if not m:
         raise ValueError(f"not an arXiv id: {raw!r}")
+    if re.fullmatch(_NEW, m.group("id")):
+        yymm, digits = m.group("id").split(".")
+        if not 1 <= int(yymm[2:]) <= 12 or yymm < "0704":
+            raise ValueError(f"not an arXiv id: {raw!r} (the four digits before the dot are year and month, YYMM, "
+                             "from 0704 on)")
+        if len(digits) != (5 if yymm >= "1501" else 4):
+            raise ValueError(f"not an arXiv id: {raw!r} (ids from 2015 on have 5 digits after the dot, "
+                             "ids of 2007-2014 have 4)")
     version = int(m.group("v")) if m.group("v") else None
     if version == 0:
         raise ValueError(f"arXiv versions start at 1: {raw!r}")

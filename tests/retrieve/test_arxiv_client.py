@@ -44,7 +44,7 @@ def test_old_style_id(fake_arxiv, make_source):
 
 def test_batched_lookup_one_api_request(fake_arxiv, make_source):
     src = make_source()
-    out = src.fetch_many([parse_arxiv_id("2005.13013v1"), parse_arxiv_id("2104.07412"), parse_arxiv_id("9999.99999")])
+    out = src.fetch_many([parse_arxiv_id("2005.13013v1"), parse_arxiv_id("2104.07412"), parse_arxiv_id("2001.99999")])
     assert [getattr(o, "ref", None) and o.ref.key for o in out[:2]] == ["2005.13013v1", "2104.07412v1"]
     assert "no entry" in str(out[2])
     assert len([r for r in fake_arxiv.requests if r.startswith("/api/")]) == 1

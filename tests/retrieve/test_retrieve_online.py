@@ -30,6 +30,8 @@ from .conftest import EXAMPLES
         ("http://arxiv.org/pdf/2005.13013v1.pdf", "2005.13013v1"),
         ("https://export.arxiv.org/abs/hep-th/9901001", "hep-th/9901001"),
         ("hep-th/9901001v3", "hep-th/9901001v3"),
+        ("0704.0001", "0704.0001"),
+        ("1412.8999v2", "1412.8999v2"),
     ],
 )
 def test_parse_ids(text, key):
@@ -39,7 +41,8 @@ def test_parse_ids(text, key):
 @pytest.mark.parametrize(
     "bad",
     ["205.13013", "2005.13013v", "../2005.13013", "2005.13013/../../etc", "hep-th/../9901001", "2005.13013v0",
-     "a\\b", ""],
+     "a\\b", "",
+     "2005.1301", "1412.12345", "2013.13013", "0004.1234"],  # 5 digits from 1501 on, 4 before; months 01-12
 )
 def test_reject_bad_ids(bad):
     with pytest.raises(ValueError):
