@@ -164,6 +164,9 @@ def collect_local(
     """Local-folder part of `collect_papers`; also returns the refs with no local file and the cited versions that
     are missing locally while other versions of the paper are there (both for the cache / online path)."""
     folder = settings.papers_dir
+    if folder is not None and Path(folder).is_file():
+        raise PaperNotFound(str(folder), "is a file, not a folder: --papers takes the folder that holds the papers, "
+                                         "named by arXiv id (e.g. 2005.13013v1.pdf)")
     if folder is not None and not Path(folder).is_dir():
         raise PaperNotFound(str(folder), "papers folder does not exist")
     found = scan_folder(Path(folder)) if folder is not None else {}

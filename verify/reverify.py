@@ -154,7 +154,7 @@ def _apply(root: Path, staging: Path) -> None:
 def _resolve_inputs(items: Sequence[str | Path]) -> tuple[list[Path], list[PaperRef]]:
     """Local files (or folders of them) named by arXiv id, and arXiv ids to fetch."""
     from claimscope.retrieve.ids import parse_arxiv_id
-    from claimscope.retrieve.local import parse_filename
+    from claimscope.retrieve.local import FORMATS, parse_filename
 
     files: list[Path] = []
     refs: list[PaperRef] = []
@@ -166,6 +166,9 @@ def _resolve_inputs(items: Sequence[str | Path]) -> tuple[list[Path], list[Paper
                 raise PaperNotFound(str(path), "folder holds no paper file named by arXiv id (e.g. 2005.13013v2.pdf)")
             files.extend(found)
         elif path.is_file():
+            if path.suffix.lower() not in FORMATS:
+                raise PaperNotFound(str(path), f"cannot read {path.suffix or 'a file without extension'}: a paper "
+                                               "is a .pdf, .txt, .md or .html file named by its arXiv id")
             if parse_filename(path) is None:
                 raise PaperNotFound(str(path), "a new paper file must be named by its arXiv id, e.g. 2005.13013v2.md")
             files.append(path)

@@ -73,3 +73,14 @@ def test_a_truncated_local_pdf_is_held_as_partial(tmp_path):
     ((paper, _),) = found
     assert paper.partial  # verify then never reads a missing statement as a contradiction of the full text
     assert any("damaged" in n for n in paper.notes) and any(n.startswith("page 11 skipped") for n in paper.notes)
+
+
+def test_a_file_given_as_the_papers_folder_is_named_as_a_file(tmp_path):
+    from claimscope.errors import PaperNotFound
+
+    pdf = tmp_path / "2005.13013v1.pdf"
+    shutil.copy(EXAMPLE_PDF, pdf)
+    settings = RetrieveSettings(papers_dir=pdf, cache_dir=tmp_path / "cache")
+    with pytest.raises(PaperNotFound, match="is a file, not a folder") as e:
+        collect_papers([PaperRef(arxiv_id="2005.13013")], settings, tmp_path / "out")
+    assert str(pdf) in str(e.value) and "does not exist" not in str(e.value)

@@ -46,3 +46,16 @@ def test_the_reason_names_a_full_sentence_confidence_move():
 
     (change,) = diff_verdicts([verdict(0.99, [ev1])], [verdict(0.47, [ev1, ev2])], {"2005.13013v2"})
     assert "full sentence: confidence 0.99 \u2192 0.47" in (change.reason or ""), change.reason
+
+
+def test_a_paper_file_of_an_unread_format_is_named_as_such(tmp_path):
+    import pytest
+
+    from claimscope.errors import PaperNotFound
+    from claimscope.verify.reverify import _resolve_inputs
+
+    docx = tmp_path / "2005.13013v2.docx"  # named by its id; renaming it would not help, the format is the problem
+    docx.write_bytes(b"PK\x03\x04")
+    with pytest.raises(PaperNotFound, match=r"\.docx") as e:
+        _resolve_inputs([docx])
+    assert "cannot read .docx" in str(e.value) and ".pdf" in str(e.value)
