@@ -18,7 +18,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "Local folder first, then the cache, then arXiv (with --online). Versions are kept side by side."
         ),
     )
-    p.add_argument("ids", nargs="*", metavar="ID", help="arXiv ids or URLs: 2005.13013, 2005.13013v1, arXiv:…, abs URL")
+    p.add_argument("ids", nargs="*", metavar="ID",
+                   help="arXiv ids or URLs: 2005.13013, 2005.13013v1, arXiv:…, abs URL (none with --papers: every "
+                        "paper in the folder)")
     p.add_argument("--out", type=Path, required=True, metavar="RUN_DIR", help="run directory to write into")
     p.add_argument("--papers", type=Path, default=None, metavar="DIR", help="local folder of papers named by arXiv id")
     p.add_argument("--search", default=None, metavar="QUERY", help="also search arXiv for candidate papers (online)")
@@ -45,8 +47,20 @@ def run_retrieve(args: argparse.Namespace) -> int:
             refs.append(parse_arxiv_id(raw))
         except ValueError as e:
             raise ClaimscopeError(raw, str(e)) from e
-    if not refs and not args.search:
-        raise ClaimscopeError("retrieve", "give arXiv ids and/or --search QUERY")
+    if not refs and not args.search and args.papers is None:
+        raise ClaimscopeError("retrieve", "give arXiv ids, --papers DIR (every paper in it) and/or --search QUERY")
+    if not refs and not args.search:  # no ids: every paper in the folder, as `run` reads it for uncited claims
+        from claimscope.retrieve.local import FORMATS, folder_refs
+
+        if not args.papers.is_dir():
+            raise ClaimscopeError(str(args.papers), "papers folder does not exist" if not args.papers.exists()
+                                  else "is a file, not a folder: --papers takes the folder that holds the papers")
+        refs = folder_refs(args.papers)
+        for p in sorted(args.papers.iterdir()):
+            if p.is_file() and p.suffix.lower() not in FORMATS and not p.name.startswith("."):
+                print(f"not read: {p.name} (a paper is a .pdf, .txt, .md or .html file)")
+        if not refs:
+            raise ClaimscopeError(str(args.papers), "holds no paper file (.pdf, .txt, .md, .html)")
 
     overrides: dict[str, object] = {"offline": args.offline}
     if args.papers is not None:
