@@ -14,6 +14,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import time
 from collections.abc import Mapping, Sequence
@@ -93,6 +94,14 @@ class EvidenceIndex:
         self.directory: Path | None = None  # where it is persisted (load_or_build), for the title-vector cache
         self._rows_by_paper: dict[str, np.ndarray] | None = None
         self._query_vectors: dict[str, np.ndarray] = {}
+        self._quotable_only = False
+
+    def search_quotable_only(self) -> None:
+        """Restricted searches (a claim within its cited papers) skip passages that cannot be evidence: figure labels
+        from a PDF's text layer and reference-list entries (`quotable`). For papers; SciFact abstracts keep every
+        sentence, as the benchmark's corpus index does."""
+        self._quotable_only = True
+        self._rows_by_paper = None
 
     # ---- building -------------------------------------------------------------------------------------------
     @classmethod
@@ -325,11 +334,15 @@ class EvidenceIndex:
         self._query_vectors.clear()
 
     def _paper_rows(self) -> dict[str, np.ndarray]:
+        """Each paper's passages (with `search_quotable_only`, those that can be evidence, or all where none can)."""
         if self._rows_by_paper is None:
             rows: dict[str, list[int]] = {}
+            kept: dict[str, list[int]] = {}
             for i, p in enumerate(self.passages):
                 rows.setdefault(p.paper, []).append(i)
-            self._rows_by_paper = {k: np.asarray(v, dtype=np.int64) for k, v in rows.items()}
+                if not self._quotable_only or quotable(p):
+                    kept.setdefault(p.paper, []).append(i)
+            self._rows_by_paper = {k: np.asarray(kept.get(k) or v, dtype=np.int64) for k, v in rows.items()}
         return self._rows_by_paper
 
     def _within_docs(self, docs: list[DocHit], lexical: np.ndarray, q: np.ndarray, k: int, rrf_k: int) -> list[Hit]:
@@ -349,6 +362,19 @@ class EvidenceIndex:
 
     def search(self, query: str, k: int, *, allowed: set[str] | None = None, rrf_k: int = 60) -> list[Hit]:
         return self.search_many([query], k, allowed=[allowed], rrf_k=rrf_k)[0]
+
+
+_WORD = re.compile(r"[^\W\d_]{3,}")
+_REFERENCE_SECTION = re.compile(r"^\s*(\d+\s*)?(references|bibliography)\b", re.I)
+
+
+def quotable(passage: Passage, min_words: int = 4) -> bool:
+    """Whether a passage can be evidence for a claim: it has `min_words` words of three letters or more (not the
+    labels of a figure the PDF's text layer holds, e.g. 'XLM-R OR', 'Target Task: #j EN') and is not in the
+    reference list."""
+    if passage.section and _REFERENCE_SECTION.match(passage.section):
+        return False
+    return len(_WORD.findall(passage.text)) >= min_words
 
 
 def _fuse(passages: Sequence[Passage], candidates: np.ndarray, lexical: np.ndarray, dense: np.ndarray, k: int,

@@ -232,7 +232,13 @@ def collect_new(items: Sequence[str | Path], settings: Settings, papers_out: Pat
             logger.warning("skipping %s: %s", path, e)
             gaps.append(Gap(stage="reverify", item=path.name, reason=str(e)))
     if refs:
-        got, ref_gaps = collect_papers(refs, settings.retrieve, papers_out)
+        rs = settings.retrieve
+        if rs.papers_dir is not None and not Path(rs.papers_dir).is_dir():
+            # the folder the run was made with (run.json) is gone, e.g. a temporary one: the cache / arXiv remain
+            logger.warning("papers folder %s no longer exists; looking %s up in the cache%s", rs.papers_dir,
+                           ", ".join(r.key for r in refs), "" if rs.offline else " and on arXiv")
+            rs = rs.model_copy(update={"papers_dir": None})
+        got, ref_gaps = collect_papers(refs, rs, papers_out)
         # a versioned id asks for that version only; an unversioned one for every version found
         exact = {r.key for r in refs if r.version is not None}
         any_version = {r.arxiv_id for r in refs if r.version is None}
@@ -245,9 +251,8 @@ def collect_new(items: Sequence[str | Path], settings: Settings, papers_out: Pat
                 continue
             others = ", ".join(f"v{p.ref.version}" if p.ref.version else "an unversioned file"
                                for p, _ in got if p.ref.arxiv_id == r.arxiv_id)
-            reason = (f"not found: only {others} in {settings.retrieve.papers_dir}, and not in the cache "
-                      f"{settings.retrieve.cache_dir}")
-            if settings.retrieve.offline:
+            reason = f"not found: only {others} in {rs.papers_dir}, and not in the cache {rs.cache_dir}"
+            if rs.offline:
                 reason += "; --online fetches it from arXiv"
             gaps.append(Gap(stage="reverify", item=r.key, reason=reason))
     unique: dict[str, tuple[Paper, ParsedDoc]] = {}
@@ -487,6 +492,7 @@ def reverify(run_dir: Path, new: Sequence[str | Path], *, settings: Settings | N
             claims = attach_full_sentences(_StagedRun(staging, settings), claims, base_papers + staged_papers)
             full_changed = {c.id for c in claims if c.full_text != full_before.get(c.id)}
 
+            index.search_quotable_only()
             verifier = Verifier(index, all_papers, vs)
             drift = _model_drift(manifest, before, verifier)
             if drift:

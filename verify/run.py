@@ -41,6 +41,7 @@ class Verifier:
         index = EvidenceIndex.load_or_build(index_dir, evidence_passages, settings.embedding_model,
                                             batch_size=settings.batch_size, max_passages=settings.max_passages,
                                             precision=settings.embed_precision)
+        index.search_quotable_only()
         return cls(index, papers, settings)
 
     @property

@@ -82,3 +82,32 @@ def test_index_passes_its_precision_to_every_embedding(passages, monkeypatch):
     index.add(passages[2:3])
     index.search("languages", 2)
     assert seen == ["fp32", "fp32", "fp32"]
+
+
+def test_figure_labels_and_reference_entries_of_the_real_pdf_are_not_evidence():
+    # before: a claim about XLM-R quoted 'XLM-R\n\nOR' (labels of v1's Figure 1, p.2) as its best evidence
+    from pathlib import Path
+
+    from claimscope.retrieve.passages import paper_passages
+    from claimscope.retrieve.pdf import parse_pdf
+    from claimscope.types import Paper, PaperRef
+    from claimscope.verify.index import quotable
+
+    pdf = Path(__file__).resolve().parents[2] / "examples" / "papers" / "2005.13013v1.pdf"
+    paper = Paper(ref=PaperRef(arxiv_id="2005.13013", version=1), sha256="0" * 64, source="local", path=str(pdf),
+                  fmt="pdf")
+    passages = paper_passages(paper, parse_pdf(pdf))
+    dropped = [p for p in passages if not quotable(p)]
+    texts = {" ".join(p.text.split()) for p in dropped}
+    assert {"XLM-R OR", "Target Task: #j EN Ж"} <= texts  # Figure 1's labels
+    assert any(t.startswith("Rowan Zellers, Ari Holtzman") for t in texts)  # the reference list, 54 % of the passages
+    body = [p for p in passages if p.section != "References"]
+    kept = [p for p in body if quotable(p)]
+    assert len(body) - len(kept) == 22  # 20 figure-label fragments (p.2) and 2 table headers (p.5)
+    assert all(p.page in (2, 5) for p in body if p not in kept)
+    index = EvidenceIndex.build(passages, BUNDLED)
+    query = "XLM-R model OR target task EN"
+    assert not all(quotable(h.passage) for h in index.search(query, 10, allowed={"2005.13013v1"}))
+    index.search_quotable_only()  # as a run over papers sets it
+    hits = index.search(query, 10, allowed={"2005.13013v1"})
+    assert len(hits) == 10 and all(quotable(h.passage) for h in hits)
