@@ -28,7 +28,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--max", type=int, default=10, metavar="N", help="search hits kept (default 10)")
     p.add_argument("--online", action="store_true", help="fetch arXiv ids missing locally from arXiv")
     p.add_argument("--papers-dir", type=Path, default=None, metavar="DIR",
-                   help="local folder to look arXiv ids up in (default: the run's own papers folder)")
+                   help="local folder of papers named by arXiv id to look the ids up in (default: the --papers "
+                        "folder the run was made with, from run.json)")
     p.add_argument("--cache", type=Path, default=None, metavar="DIR", help="paper cache folder ($CLAIMSCOPE_HOME)")
     p.add_argument("--all", dest="rescore_all", action="store_true",
                    help="re-score every claim, not only those that can see the new passages")
@@ -48,6 +49,8 @@ def run_reverify(args: argparse.Namespace) -> int:
     if args.online:
         overrides["retrieve__offline"] = False
     if args.papers_dir is not None:
+        if not args.papers_dir.is_dir():
+            raise ClaimscopeError(str(args.papers_dir), "--papers-dir: no such folder")
         overrides["retrieve__papers_dir"] = args.papers_dir.resolve()
     if args.cache is not None:
         overrides["retrieve__cache_dir"] = args.cache.resolve()

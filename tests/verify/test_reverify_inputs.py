@@ -59,3 +59,21 @@ def test_a_paper_file_of_an_unread_format_is_named_as_such(tmp_path):
     with pytest.raises(PaperNotFound, match=r"\.docx") as e:
         _resolve_inputs([docx])
     assert "cannot read .docx" in str(e.value) and ".pdf" in str(e.value)
+
+
+def test_ids_are_still_looked_up_when_the_runs_papers_folder_is_gone(tmp_path):
+    # the run was made with --papers /some/tmp/folder that was deleted since: the id is looked up in the cache
+    import hashlib
+
+    from claimscope.retrieve.cache import CacheEntry, PaperCache
+    from claimscope.types import PaperRef
+
+    data = (PAPERS / "2005.13013v1.pdf").read_bytes()
+    ref = PaperRef(arxiv_id="2005.13013", version=1)
+    cache = PaperCache(tmp_path / "cache")
+    with cache.writer(ref) as (f, tmp):
+        f.write(data)
+    cache.commit(ref, tmp, CacheEntry(ref=ref, sha256=hashlib.sha256(data).hexdigest(), size=len(data)))
+    found, gaps = collect_new(["2005.13013v1"], _settings(tmp_path, tmp_path / "deleted"),
+                              tmp_path / "staging" / "papers", [])
+    assert gaps == [] and [p.ref.key for p, _ in found] == ["2005.13013v1"]
