@@ -134,7 +134,7 @@ def test_calibration_bins_read_from_verify_reliability_output(example_run: Path)
     assert ctx.calibration is not None and ctx.calibration.n == 42
     paths = render_run(example_run, ["md", "html"])
     assert example_run / "report_plots" / "reliability.svg" in paths
-    assert "Measured on SciFact dev (42 claims); expected calibration error 0.070" in (
+    assert "Measured on SciFact dev; expected calibration error 0.070 over 42 claims." in (
         example_run / "report.md").read_text(encoding="utf-8")
     assert oct((example_run / "report.html").stat().st_mode & 0o777) == "0o644"
 
