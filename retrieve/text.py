@@ -132,7 +132,11 @@ def parse_text(path: Path, *, max_bytes: int = 50_000_000) -> ParsedDoc:
         data = path.read_bytes()
     except OSError as e:
         raise PdfUnreadable(str(path), f"cannot read file: {e.strerror or e}") from e
+    if data.lstrip()[:5] == b"%PDF-":
+        raise PdfUnreadable(str(path), f"is a PDF named {path.suffix}; rename it .pdf to have it read as one")
     text = data.decode("utf-8", errors="replace")
+    if b"\x00" in data[:65536] or text.count("\ufffd") > 0.1 * max(1, len(text)):
+        raise PdfUnreadable(str(path), f"not a text file (binary content) though named {path.suffix}")
     notes: list[str] = []
     if "\ufffd" in text:
         notes.append("file is not valid UTF-8; undecodable bytes replaced")

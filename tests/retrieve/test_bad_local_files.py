@@ -84,3 +84,20 @@ def test_a_file_given_as_the_papers_folder_is_named_as_a_file(tmp_path):
     with pytest.raises(PaperNotFound, match="is a file, not a folder") as e:
         collect_papers([PaperRef(arxiv_id="2005.13013")], settings, tmp_path / "out")
     assert str(pdf) in str(e.value) and "does not exist" not in str(e.value)
+
+
+def test_a_pdf_or_binary_file_named_as_text_is_refused_not_read_as_garbage(tmp_path):
+    pdf_as_txt = tmp_path / "2005.13013v3.txt"
+    shutil.copy(EXAMPLE_PDF, pdf_as_txt)  # 408 passages of '%PDF-1.5 %���� 344 0 obj << /Linearized ...' before
+    with pytest.raises(PdfUnreadable, match="rename it") as e:
+        parse_text(pdf_as_txt)
+    assert "2005.13013v3.txt" in str(e.value) and ".pdf" in str(e.value)
+    zipped = tmp_path / "2005.13013v4.md"
+    zipped.write_bytes(b"PK\x03\x04" + bytes(range(256)) * 40)  # a .docx / zip saved as .md
+    with pytest.raises(PdfUnreadable, match="not a text file"):
+        parse_text(zipped)
+    # a real text with a few stray bytes is still read, with a note
+    latin = tmp_path / "2005.13013v5.txt"
+    latin.write_bytes("Intermediate-task training helps. Caf\u00e9 ".encode("latin-1") * 50)
+    doc = parse_text(latin)
+    assert "Intermediate-task training helps" in doc.pages[0].text and doc.meta["notes"]
