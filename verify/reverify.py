@@ -442,8 +442,12 @@ def reverify(run_dir: Path, new: Sequence[str | Path], *, settings: Settings | N
             added, skipped = [], []
             for paper, doc in found:
                 old = held.get(paper.ref.key)
+                if (old is None or old.sha256 != paper.sha256) and paper.ref.version is None:
+                    # a file with no version in its name whose bytes are a version the run holds: that version
+                    old = next((p for p in papers if p.ref.arxiv_id == paper.ref.arxiv_id
+                                and p.sha256 == paper.sha256), old)
                 if old is not None and old.sha256 == paper.sha256:
-                    skipped.append(paper.ref.key)
+                    skipped.append(old.ref.key)
                     shutil.rmtree(staging / "papers" / paper.ref.safe_key, ignore_errors=True)
                 else:
                     added.append((paper, doc))

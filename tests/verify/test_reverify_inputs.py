@@ -77,3 +77,35 @@ def test_ids_are_still_looked_up_when_the_runs_papers_folder_is_gone(tmp_path):
     found, gaps = collect_new(["2005.13013v1"], _settings(tmp_path, tmp_path / "deleted"),
                               tmp_path / "staging" / "papers", [])
     assert gaps == [] and [p.ref.key for p, _ in found] == ["2005.13013v1"]
+
+
+def _retrieved_run(tmp_path: Path, *ids: str) -> Path:
+    """A run dir with papers.jsonl / passages.jsonl from `claimscope retrieve` and no claims: enough for a reverify
+    that finds nothing new (it returns before any model is loaded)."""
+    from claimscope.cli import main
+    from claimscope.rundir import write_json, write_jsonl
+    from claimscope.types import RunManifest
+
+    run = tmp_path / "run"
+    assert main(["-q", "retrieve", *ids, "--papers", str(PAPERS), "--out", str(run), "--cache",
+                 str(tmp_path / "cache")]) == 0
+    write_jsonl(run / "claims.jsonl", [])
+    write_jsonl(run / "verdicts.jsonl", [])
+    settings = _settings(tmp_path, PAPERS).model_dump(mode="json")
+    write_json(run / "run.json", RunManifest(name="run", created="2026-01-01T00:00:00Z", settings=settings))
+    return run
+
+
+def test_the_same_file_without_a_version_in_its_name_is_already_in_the_run(tmp_path):
+    # /work/shared/papers/2509.23657.txt is byte for byte examples/papers/2509.23657v1.txt: it was added again as
+    # '2509.23657', its passages embedded a second time and held twice
+    from claimscope.verify.reverify import reverify
+
+    run = _retrieved_run(tmp_path, "2509.23657v1")
+    same = tmp_path / "new" / "2509.23657.txt"
+    same.parent.mkdir()
+    shutil.copy(PAPERS / "2509.23657v1.txt", same)
+    before = (run / "papers.jsonl").read_bytes()
+    result = reverify(run, [same], render=False)
+    assert result.new_papers == [] and result.skipped == ["2509.23657v1"]
+    assert (run / "papers.jsonl").read_bytes() == before and not (run / "papers" / "2509.23657").exists()
