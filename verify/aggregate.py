@@ -208,6 +208,7 @@ def decide(claim: Claim, hits: list[ScoredHit], papers: dict[str, Paper], aggreg
         warnings.append(f"{why}: {differs}")
     concurring = list(by_key[primary])  # passages of the versions that do not read otherwise: quotable for the verdict
     number_hits = numbers.agreeing if label == Label.SUPPORTED else numbers.differing
+    number_where: dict[int, int] = {}
     for other in family:
         if other == primary:
             continue
@@ -231,6 +232,7 @@ def decide(claim: Claim, hits: list[ScoredHit], papers: dict[str, Paper], aggreg
         if not dissents:
             concurring += by_key[other]
             number_hits = number_hits + (other_numbers.agreeing if label == Label.SUPPORTED else [])
+            number_where |= other_numbers.where
     if claim.truncated:
         warnings.append("the claim was cut off in the report; checked as written"
                         + (" and as the full sentence found in the paper" if claim.full_text else ""))
@@ -238,7 +240,7 @@ def decide(claim: Claim, hits: list[ScoredHit], papers: dict[str, Paper], aggreg
         if key in papers and papers[key].partial:
             note = papers[key].notes[0] if papers[key].notes else "partial text"
             warnings.append(f"{key} is held only in part ({note})")
-    shows = _shows_verdict(concurring, label, number_hits, verbatim)
+    shows = _shows_verdict(concurring, label, number_hits, verbatim, numbers.where | number_where)
     evidence = _pick_evidence(by_key, primary, family, max_evidence, first=shows)
     return Verdict(
         claim_id=claim.id,
@@ -305,6 +307,7 @@ class _Numbers:
     details: list[str]
     agreeing: list[ScoredHit] = field(default_factory=list)
     differing: list[ScoredHit] = field(default_factory=list)
+    where: dict[int, int] = field(default_factory=dict)  # id(hit) -> where in its text its first compared number is
 
     @property
     def status(self) -> str:
@@ -323,16 +326,19 @@ def _numbers_check(claim_text: str, hits: list[ScoredHit], n: int = 8) -> _Numbe
     details = []
     agreeing: list[ScoredHit] = []
     differing: list[ScoredHit] = []
+    where: dict[int, int] = {}
     for m in result.matches:
         if m.evidence is None or m.evidence_index is None:
             details.append(f"claim says {m.claim.describe()}; not stated in the passages read")
             continue
         hit = top[m.evidence_index]
         (agreeing if m.status == "match" else differing).append(hit)
+        where[id(hit)] = min(where.get(id(hit), m.evidence.start), m.evidence.start)
         verb = "agrees" if m.status == "match" else "differs"
         details.append(f"claim says {m.claim.describe()}; {hit.evidence.paper} p.{hit.evidence.page} says "
                        f"{m.evidence.describe()} ({verb})")
-    return _Numbers(NumberCheck(status=result.status, details=_dedupe(details)), _dedupe(details), agreeing, differing)
+    return _Numbers(NumberCheck(status=result.status, details=_dedupe(details)), _dedupe(details), agreeing, differing,
+                    where)
 
 
 def _has_numbers(text: str) -> bool:
@@ -341,11 +347,13 @@ def _has_numbers(text: str) -> bool:
     return bool(extract_quantities(text))
 
 
-def _shows_verdict(hits: list[ScoredHit], label: Label, number_hits: list[ScoredHit], verbatim: ScoredHit | None
-                   ) -> ScoredHit | None:
+def _shows_verdict(hits: list[ScoredHit], label: Label, number_hits: list[ScoredHit], verbatim: ScoredHit | None,
+                   number_at: dict[int, int]) -> ScoredHit | None:
     """The passage to quote first for the verdict, from the versions that concur with it (`hits`): the sentence
     stated word for word; a passage stating the claim's numbers (SUPPORTED) or other numbers (CONTRADICTED)
-    (`number_hits`); else the passage the evidence model reads most strongly that way. None for NOT ENOUGH INFO."""
+    (`number_hits`), the one where they come first (`number_at`: overlapping windows hold the same sentence, and the
+    report shows a quote's opening); else the passage the evidence model reads most strongly that way. None for NOT
+    ENOUGH INFO."""
     if label == Label.NOT_ENOUGH_INFO or not hits:
         return None
     if verbatim is not None and label == Label.SUPPORTED:
@@ -357,7 +365,22 @@ def _shows_verdict(hits: list[ScoredHit], label: Label, number_hits: list[Scored
         # still has most of its words (relevance alone favours on-topic passages such as the abstract)
         return h.coverage + (h.evidence.p_support if label == Label.SUPPORTED else h.evidence.p_contradict)
 
-    return max(number_hits or hits, key=shows)
+    if number_hits:
+        best = min(number_hits, key=lambda h: (number_at.get(id(h), 0), -shows(h)))
+        return _opening_with(best, number_at.get(id(best), 0), hits)
+    return max(hits, key=shows)
+
+
+def _opening_with(hit: ScoredHit, at: int, hits: list[ScoredHit]) -> ScoredHit:
+    """Of the passages holding the sentence of `hit` at offset `at` (passages are overlapping windows of sentences),
+    the one where it comes first, so the quote's opening, which the report shows, states the number."""
+    import re
+
+    starts = [0] + [m.end() for m in re.finditer(r"(?<=[.!?])\s+", hit.text) if m.end() <= at]
+    end = re.search(r"[.!?](?=\s|$)", hit.text[at:])
+    sentence = hit.text[starts[-1]: at + end.end() if end else len(hit.text)].strip()
+    holding = [h for h in hits if sentence and sentence in h.text] or [hit]
+    return min(holding, key=lambda h: (h.text.find(sentence), h is not hit))
 
 
 def _pick_evidence(by_key: dict[str, list[ScoredHit]], primary: str, family: list[str], n: int,

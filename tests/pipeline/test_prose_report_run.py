@@ -31,6 +31,8 @@ def test_prose_report_claims_are_verified_against_the_papers_they_name(tmp_path)
     assert len(by_text) == 3
     six = by_text["Selecting the best intermediat"]
     assert six.checks.version_used[0] == "2005.13013v1" and six.checks.numbers.status == "consistent"
+    # the quote opens with the sentence stating 6.1 (an overlapping window opening one sentence earlier does not)
+    assert min(six.evidence, key=lambda e: e.rank).quote.startswith("Selecting the best intermediate task model")
     assert any("2005.13013v2" in w and "5.4" in w for w in six.checks.warnings), six.checks.warnings
     bucc = by_text["Intermediate-task training hel"]
     first = min(bucc.evidence, key=lambda e: e.rank)
@@ -39,3 +41,5 @@ def test_prose_report_claims_are_verified_against_the_papers_they_name(tmp_path)
     assert xlmr.label == Label.NOT_ENOUGH_INFO
     md = (out / "report.md").read_text()
     assert "no claims table: 3 claims" in md and "1911.02116" in md
+    rows = [line for line in md.splitlines() if line.startswith("| [")]
+    assert len(rows) == 3 and all(row.split(" | ")[2] == "—" for row in rows)  # "Report said": one dash, not "— —"
