@@ -62,6 +62,19 @@ def run_retrieve(args: argparse.Namespace) -> int:
         if not refs:
             raise ClaimscopeError(str(args.papers), "holds no paper file (.pdf, .txt, .md, .html)")
 
+    since = None
+    if args.search:  # checked before the run dir is made and before any request
+        from claimscope.retrieve.arxiv_source import parse_since
+
+        if args.offline:
+            raise ClaimscopeError(f"--search {args.search!r}", "searching arXiv needs --online")
+        if args.max < 1:
+            raise ClaimscopeError(f"--max {args.max}", "keep at least 1 search hit")
+        try:
+            since = parse_since(args.since) if args.since else None
+        except ValueError as e:
+            raise ClaimscopeError(f"--since {args.since}", "not a date: use YYYY, YYYY-MM or YYYY-MM-DD") from e
+
     overrides: dict[str, object] = {"offline": args.offline}
     if args.papers is not None:
         overrides["papers_dir"] = args.papers.resolve()
@@ -71,9 +84,8 @@ def run_retrieve(args: argparse.Namespace) -> int:
     run = RunDir(args.out).create()
 
     if args.search:
-        from claimscope.retrieve.arxiv_source import ArxivSource, parse_since
+        from claimscope.retrieve.arxiv_source import ArxivSource
 
-        since = parse_since(args.since) if args.since else None
         hits = ArxivSource(settings).search(args.search, max_results=args.max, since=since)
         write_json(run.root / "search.json", [h.model_dump(mode="json") for h in hits])
         print(f"search: {len(hits)} papers for {args.search!r}")
