@@ -45,6 +45,8 @@ def run_reverify(args: argparse.Namespace) -> int:
 
     if not args.papers and not args.search:
         raise ClaimscopeError("reverify", "give new papers with --papers NEW... and/or --search QUERY")
+    if args.search and args.max < 1:
+        raise ClaimscopeError(f"--max {args.max}", "keep at least 1 search hit")
     overrides: dict[str, object] = {}
     if args.online:
         overrides["retrieve__offline"] = False

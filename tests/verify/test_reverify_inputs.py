@@ -109,3 +109,11 @@ def test_the_same_file_without_a_version_in_its_name_is_already_in_the_run(tmp_p
     result = reverify(run, [same], render=False)
     assert result.new_papers == [] and result.skipped == ["2509.23657v1"]
     assert (run / "papers.jsonl").read_bytes() == before and not (run / "papers" / "2509.23657").exists()
+
+
+def test_search_with_no_hits_kept_is_refused(tmp_path, capsys):
+    from claimscope.cli import main
+
+    run = _retrieved_run(tmp_path, "2509.23657v1")
+    assert main(["-q", "reverify", str(run), "--search", "x", "--max", "0", "--online"]) == 2
+    assert "--max 0" in capsys.readouterr().err
