@@ -113,16 +113,23 @@ class ArxivSource:
     # ---- metadata -----------------------------------------------------------------------------------------------
 
     def lookup(self, refs: list[PaperRef]) -> dict[str, arxiv.Result]:
-        """One batched id_list query; results keyed by the id as asked (versioned or not)."""
+        """One batched id_list query; results keyed by the id as asked (versioned or not; unversioned: the latest)."""
         if self.settings.offline:
             raise OfflineError(", ".join(r.key for r in refs), "arXiv lookup needs --online")
         asked = [versioned_id(r) for r in refs]
         search = arxiv.Search(id_list=asked, max_results=len(asked))
         out: dict[str, arxiv.Result] = {}
+        latest: dict[str, int] = {}
         for result in self.client.results(search):
             got = parse_arxiv_id(result.get_short_id())
             for r, key in zip(refs, asked, strict=True):
-                if r.arxiv_id == got.arxiv_id and (r.version is None or r.version == got.version):
+                if r.arxiv_id != got.arxiv_id:
+                    continue
+                if r.version is None:  # the latest version among the entries, not the first one that matches
+                    if (got.version or 0) > latest.get(key, -1):
+                        latest[key] = got.version or 0
+                        out[key] = result
+                elif r.version == got.version:
                     out.setdefault(key, result)
         return out
 
