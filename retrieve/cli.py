@@ -39,7 +39,7 @@ def run_retrieve(args: argparse.Namespace) -> int:
     from claimscope.retrieve.passages import paper_passages
     from claimscope.rundir import RunDir, read_jsonl, write_json, write_jsonl
     from claimscope.settings import RetrieveSettings
-    from claimscope.types import Paper, Passage
+    from claimscope.types import Gap, Paper, Passage
 
     refs = []
     for raw in args.ids:
@@ -112,8 +112,15 @@ def run_retrieve(args: argparse.Namespace) -> int:
     by_key: list[Paper] = sorted(papers.values(), key=lambda p: p.ref.key)
     write_jsonl(run.papers_index, by_key)
     write_jsonl(run.passages, passages)
-    if gaps:
-        write_jsonl(run.root / "retrieve_gaps.jsonl", gaps)
+    # the gaps of earlier retrieves into this run dir still hold unless this one found or retried that paper
+    gaps_file = run.root / "retrieve_gaps.jsonl"
+    retried = new_keys | {r.key for r in refs} | {g.item for g in gaps}
+    all_gaps = [g for g in (read_jsonl(gaps_file, Gap) if gaps_file.exists() else []) if g.item not in retried]
+    all_gaps += gaps
+    if all_gaps:
+        write_jsonl(gaps_file, all_gaps)
+    else:
+        gaps_file.unlink(missing_ok=True)
 
     for paper, _doc in found:
         flag = " (partial)" if paper.partial else ""
