@@ -62,6 +62,9 @@ class PaperCache:
         except (OSError, ValueError) as e:
             logger.warning("cache entry %s unreadable (%s); ignoring it", side, e)
             return None
+        if entry.ref.key != ref.key:  # files renamed or copied by hand: never serve one version for another
+            logger.warning("cache entry %s describes %s, not %s; ignoring it", side, entry.ref.key, ref.key)
+            return None
         path, _ = self._paths(ref, entry.fmt)
         if not path.exists() or path.stat().st_size != entry.size or sha256_file(path) != entry.sha256:
             logger.warning("cache file for %s is missing or does not match its sha256; ignoring it", ref.key)

@@ -71,3 +71,22 @@ def test_cited_version_missing_locally_is_fetched_online(fake_arxiv, online_sett
     assert gaps == []
     assert {p.ref.key: p.source for p, _ in results} == {"2005.13013v1": "local", "2005.13013v2": "arxiv"}
     assert not any("2005.13013v1" in r for r in fake_arxiv.requests)  # v1 came from the folder
+
+
+def test_a_cache_entry_filed_under_another_version_is_not_served(tmp_path):
+    # v1's files copied under v2's names (by hand, or a broken sync): asking for v2 must not get v1
+    from claimscope.retrieve.arxiv_source import ArxivSource
+
+    data = EXAMPLE_PDF.read_bytes()
+    v1 = PaperRef(arxiv_id="2005.13013", version=1)
+    cache = PaperCache(tmp_path / "cache")
+    with cache.writer(v1) as (f, tmp):
+        f.write(data)
+    cache.commit(v1, tmp, CacheEntry(ref=v1, sha256=hashlib.sha256(data).hexdigest(), size=len(data)))
+    papers = tmp_path / "cache" / "papers"
+    shutil.copy(papers / "2005.13013v1.pdf", papers / "2005.13013v2.pdf")
+    shutil.copy(papers / "2005.13013v1.json", papers / "2005.13013v2.json")
+    v2 = PaperRef(arxiv_id="2005.13013", version=2)
+    assert cache.get(v2) is None and cache.get(v1) is not None
+    (got,) = ArxivSource(RetrieveSettings(cache_dir=tmp_path / "cache")).fetch_many([v2])
+    assert isinstance(got, Exception)
