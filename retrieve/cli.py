@@ -50,7 +50,7 @@ def run_retrieve(args: argparse.Namespace) -> int:
     if not refs and not args.search and args.papers is None:
         raise ClaimscopeError("retrieve", "give arXiv ids, --papers DIR (every paper in it) and/or --search QUERY")
     if not refs and not args.search:  # no ids: every paper in the folder, as `run` reads it for uncited claims
-        from claimscope.retrieve.local import FORMATS, folder_refs
+        from claimscope.retrieve.local import FORMATS, folder_refs, is_folder_note
 
         if not args.papers.is_dir():
             raise ClaimscopeError(str(args.papers), "papers folder does not exist" if not args.papers.exists()
@@ -59,6 +59,8 @@ def run_retrieve(args: argparse.Namespace) -> int:
         for p in sorted(args.papers.iterdir()):
             if p.is_file() and p.suffix.lower() not in FORMATS and not p.name.startswith("."):
                 print(f"not read: {p.name} (a paper is a .pdf, .txt, .md or .html file)")
+            elif p.is_file() and p.suffix.lower() in FORMATS and is_folder_note(p):
+                print(f"not read: {p.name} (it describes the folder; a paper file is not named README, SOURCES, ...)")
         if not refs:
             raise ClaimscopeError(str(args.papers), "holds no paper file (.pdf, .txt, .md, .html)")
 

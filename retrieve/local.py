@@ -76,12 +76,26 @@ def scan_folder(folder: Path) -> dict[str, list[LocalFile]]:
     return found
 
 
+# files that describe a folder rather than being a paper in it (examples/papers/SOURCES.md lists where each paper
+# came from and warns that synthesis reports "must never count as evidence"; read as a paper it became evidence)
+FOLDER_NOTES = frozenset({"readme", "sources", "license", "licence", "changelog", "changes", "notes", "index",
+                          "manifest", "contributing", "authors", "copying"})
+
+
+def is_folder_note(path: Path) -> bool:
+    """A README-style file (README.md, SOURCES.md, LICENSE.txt, ...): about the folder, not a paper."""
+    return path.stem.lower() in FOLDER_NOTES
+
+
 def folder_refs(folder: Path) -> list[PaperRef]:
     """A ref for every paper in `folder`: one per arXiv id (all its versions there are read) and one per other paper
-    file, by its name."""
+    file, by its name (README-style files describing the folder are not papers: `is_folder_note`)."""
     refs = [PaperRef(arxiv_id=arxiv_id) for arxiv_id in scan_folder(folder)]
     for p in sorted(folder.iterdir()):
         if p.suffix.lower() in FORMATS and parse_filename(p) is None and p.is_file() and inside_folder(p, folder):
+            if is_folder_note(p):
+                logger.info("%s: not read as a paper (it describes the folder)", p)
+                continue
             refs.append(PaperRef(local_name=p.stem))
     return refs
 

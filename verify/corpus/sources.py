@@ -128,9 +128,10 @@ class CorpusSource:
 
     # ---- folder of papers -------------------------------------------------------------------------------------
     def _files(self) -> list[Path]:
-        from claimscope.retrieve.local import FORMATS, inside_folder
+        from claimscope.retrieve.local import FORMATS, inside_folder, is_folder_note
 
-        return sorted(p for p in self.path.rglob("*") if p.suffix.lower() in FORMATS and inside_folder(p, self.path))
+        return sorted(p for p in self.path.rglob("*")
+                      if p.suffix.lower() in FORMATS and inside_folder(p, self.path) and not is_folder_note(p))
 
     def _folder(self, start: int) -> Iterator[tuple[int, list[dict[str, Any]]]]:
         from claimscope.retrieve.local import FORMATS, parse_filename, read_document
