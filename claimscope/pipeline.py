@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
-from claimscope.errors import BadRunDir, PaperNotFound
+from claimscope.errors import BadRunDir
 from claimscope.rundir import RunDir, read_json, read_jsonl, write_json, write_jsonl
 from claimscope.settings import Settings, VerifySettings
 from claimscope.types import Claim, Gap, Paper, PaperRef, Passage, RunManifest, Verdict
@@ -131,12 +131,12 @@ def refs_to_hold(claims: list[Claim], papers_dir: Path | None) -> list[PaperRef]
 
 
 def stage_retrieve(run: Run, refs: list[PaperRef]) -> tuple[list[Paper], list[Passage]]:
-    from claimscope.retrieve.local import collect_papers
+    from claimscope.retrieve.local import check_papers_folder, collect_papers
     from claimscope.retrieve.passages import paper_passages
 
     rs = run.settings.retrieve
-    if rs.papers_dir is not None and not Path(rs.papers_dir).is_dir():
-        raise PaperNotFound(str(rs.papers_dir), "papers folder does not exist")
+    if rs.papers_dir is not None:
+        check_papers_folder(Path(rs.papers_dir))
     fp = _fingerprint("retrieve", [r.key for r in refs], rs.model_dump(mode="json", exclude={"cache_dir"}),
                       _folder_state(rs.papers_dir))
     if run.done("retrieve", fp, run.dir.passages) and run.dir.papers_index.exists():

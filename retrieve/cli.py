@@ -50,11 +50,9 @@ def run_retrieve(args: argparse.Namespace) -> int:
     if not refs and not args.search and args.papers is None:
         raise ClaimscopeError("retrieve", "give arXiv ids, --papers DIR (every paper in it) and/or --search QUERY")
     if not refs and not args.search:  # no ids: every paper in the folder, as `run` reads it for uncited claims
-        from claimscope.retrieve.local import FORMATS, folder_refs, is_folder_note
+        from claimscope.retrieve.local import FORMATS, check_papers_folder, folder_refs, is_folder_note
 
-        if not args.papers.is_dir():
-            raise ClaimscopeError(str(args.papers), "papers folder does not exist" if not args.papers.exists()
-                                  else "is a file, not a folder: --papers takes the folder that holds the papers")
+        check_papers_folder(args.papers)
         refs = folder_refs(args.papers)
         for p in sorted(args.papers.iterdir()):
             if p.is_file() and p.suffix.lower() not in FORMATS and not p.name.startswith("."):

@@ -87,6 +87,15 @@ def is_folder_note(path: Path) -> bool:
     return path.stem.lower() in FOLDER_NOTES
 
 
+def check_papers_folder(folder: Path) -> None:
+    """PaperNotFound unless `folder` is a folder: a missing one, or a paper file given where its folder belongs."""
+    if folder.is_file():
+        raise PaperNotFound(str(folder), "is a file, not a folder: --papers takes the folder that holds the papers, "
+                                         "named by arXiv id (e.g. 2005.13013v1.pdf)")
+    if not folder.is_dir():
+        raise PaperNotFound(str(folder), "papers folder does not exist")
+
+
 def folder_refs(folder: Path) -> list[PaperRef]:
     """A ref for every paper in `folder`: one per arXiv id (all its versions there are read) and one per other paper
     file, by its name (README-style files describing the folder are not papers: `is_folder_note`)."""
@@ -178,11 +187,8 @@ def collect_local(
     """Local-folder part of `collect_papers`; also returns the refs with no local file and the cited versions that
     are missing locally while other versions of the paper are there (both for the cache / online path)."""
     folder = settings.papers_dir
-    if folder is not None and Path(folder).is_file():
-        raise PaperNotFound(str(folder), "is a file, not a folder: --papers takes the folder that holds the papers, "
-                                         "named by arXiv id (e.g. 2005.13013v1.pdf)")
-    if folder is not None and not Path(folder).is_dir():
-        raise PaperNotFound(str(folder), "papers folder does not exist")
+    if folder is not None:
+        check_papers_folder(Path(folder))
     found = scan_folder(Path(folder)) if folder is not None else {}
 
     results: list[tuple[Paper, ParsedDoc]] = []

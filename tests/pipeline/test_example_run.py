@@ -129,6 +129,11 @@ def test_missing_papers_folder_is_one_clear_error(tmp_path, capsys):
     rc = main(["-q", "run", str(EXAMPLE), "--out", str(tmp_path / "r"), "--papers", str(tmp_path / "nowhere")])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc != 0 and len(err) == 1 and "nowhere" in err[0] and "does not exist" in err[0]
+    # a paper given where its folder belongs (said "papers folder does not exist" before)
+    pdf = ROOT / "examples" / "papers" / "2005.13013v1.pdf"
+    rc = main(["-q", "run", str(EXAMPLE), "--out", str(tmp_path / "r2"), "--papers", str(pdf)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc != 0 and len(err) == 1 and str(pdf) in err[0] and "is a file, not a folder" in err[0]
 
 
 def test_malformed_report_is_one_clear_error(tmp_path, capsys):
