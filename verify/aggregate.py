@@ -190,6 +190,15 @@ def decide(claim: Claim, hits: list[ScoredHit], papers: dict[str, Paper], aggreg
             warnings.append(f"cited {cited.key} is not available; checked against {', '.join(family)} instead")
     elif cited is not None and len(family) > 1:
         warnings.append(f"the citation gives no version; {primary} decides, {len(family) - 1} other version(s) read")
+    if primary in papers and papers[primary].partial and _stated_verbatim(claim.text, by_key[primary]) is None:
+        # a version held only in part cannot speak for the text we lack: another version that states the claim word
+        # for word decides, unless the part we hold states other numbers or reads as a contradiction
+        stated = next((k for k in family if k != primary and _stated_verbatim(claim.text, by_key[k])), None)
+        reads_against = (int(np.argmax(per_key[primary])) == LABELS.index(Label.CONTRADICTED)
+                         and decisiveness(primary) >= 0.5)
+        if stated and not reads_against and _numbers_check(claim.text, by_key[primary]).status != "mismatch":
+            warnings.append(f"{primary} is held only in part; {stated} states the claim word for word and decides")
+            primary = stated
     probs = per_key[primary]
     label = LABELS[int(np.argmax(probs))]
 
