@@ -231,6 +231,8 @@ def collect_new(items: Sequence[str | Path], settings: Settings, papers_out: Pat
         except (ClaimscopeError, OSError) as e:
             logger.warning("skipping %s: %s", path, e)
             gaps.append(Gap(stage="reverify", item=path.name, reason=str(e)))
+    if refs and not settings.retrieve.offline:
+        refs += _latest_versions(refs, settings)
     if refs:
         rs = settings.retrieve
         if rs.papers_dir is not None and not Path(rs.papers_dir).is_dir():
@@ -262,6 +264,31 @@ def collect_new(items: Sequence[str | Path], settings: Settings, papers_out: Pat
 
 
 # ---- the diff ---------------------------------------------------------------------------------------------------
+def _latest_versions(refs: list[PaperRef], settings: Settings) -> list[PaperRef]:
+    """Online, an id asked without a version also asks for its latest version on arXiv, pinned: otherwise a papers
+    folder holding v1 answers for the paper and a newer version is never looked for ("nothing new")."""
+    from claimscope.retrieve.arxiv_source import ArxivSource
+    from claimscope.retrieve.ids import parse_arxiv_id, versioned_id
+
+    loose = [r for r in refs if r.arxiv_id and r.version is None]
+    if not loose:
+        return []
+    try:
+        found = ArxivSource(settings.retrieve).lookup(loose)
+    except ClaimscopeError as e:  # no answer from arXiv: the versions held or cached still count
+        logger.warning("could not ask arXiv for the latest versions of %s: %s", ", ".join(r.key for r in loose), e)
+        return []
+    pinned = {r.key for r in refs}
+    out = []
+    for r in loose:
+        result = found.get(versioned_id(r))
+        latest = parse_arxiv_id(result.get_short_id()) if result is not None else None
+        if latest is not None and latest.version is not None and latest.key not in pinned:
+            out.append(r.model_copy(update={"version": latest.version}))
+            pinned.add(latest.key)
+    return out
+
+
 def _evidence_of(v: Verdict) -> list[Evidence]:
     return list(v.evidence) + (list(v.full_text_verdict.evidence) if v.full_text_verdict else [])
 
