@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import logging
 import re
+import textwrap
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -29,6 +30,14 @@ def _figure(width: float, height: float) -> Figure:
     return Figure(figsize=(width, height), dpi=100, layout="constrained")
 
 
+def _wrap(text: str, width_in: float, fontsize: float) -> str:
+    """Text broken into lines that fit `width_in` inches at `fontsize` (constrained layout makes room for more lines,
+    never for a line wider than the figure: a long calibration source was cut off at both ends)."""
+    width_pt = width_in * 72
+    chars = max(12, int(width_pt / (0.62 * fontsize)))  # DejaVu Sans averages under 0.62 em per character
+    return textwrap.fill(text, chars, break_long_words=True, break_on_hyphens=False)
+
+
 def figure_to_svg(fig: Figure, *, title: str, salt: str) -> str:
     """Serialise a figure to an <svg> element: no XML header, DOCTYPE, metadata or comments (nothing to fetch)."""
     import matplotlib
@@ -50,13 +59,24 @@ def figure_to_svg(fig: Figure, *, title: str, salt: str) -> str:
 
 def replication_svg(rep: ReplicationSummary) -> str | None:
     """Paper's number beside ours for each replicated row; None when no row has both."""
+    fig = replication_figure(rep)
+    if fig is None:
+        return None
+    return figure_to_svg(fig, title="Replication: the paper's numbers beside ours", salt="replication")
+
+
+def replication_figure(rep: ReplicationSummary) -> Figure | None:
+    """The figure behind `replication_svg`."""
     rows = [r for r in rep.rows if r.paper is not None or r.ours is not None]
     if not rows:
         return None
     import numpy as np
 
     n = len(rows)
-    fig = _figure(7.0, max(2.2, 0.42 * n + 1.2))
+    width = 7.0
+    labels = [_wrap(f"{r.label} [{r.metric}]", 0.45 * width, 8) for r in rows]
+    lines = max(label.count("\n") + 1 for label in labels)
+    fig = _figure(width, max(2.2, max(0.42, 0.15 * lines + 0.12) * n + 1.2))
     ax = fig.add_subplot()
     y = np.arange(n)
     h = 0.38
@@ -69,21 +89,30 @@ def replication_svg(rep: ReplicationSummary) -> str | None:
             ax.text(0, i - h / 2, " paper: n/a", va="center", fontsize=8, color="#333")
         if r.ours is None:
             ax.text(0, i + h / 2, " ours: not run", va="center", fontsize=8, color="#333")
-    ax.set_yticks(y, [f"{r.label} [{r.metric}]" for r in rows], fontsize=8)
+    ax.set_yticks(y, labels, fontsize=8)
     ax.invert_yaxis()
     ax.set_xlabel("score")
-    ax.set_title(f"Replication ({rep.scale} scale): paper vs ours", fontsize=10)
+    ax.set_title(_wrap(f"Replication ({rep.scale} scale): paper vs ours", width, 10), fontsize=10)
     fig.legend(fontsize=8, loc="outside lower center", ncols=2, frameon=False)
     ax.grid(axis="x", alpha=0.3)
-    return figure_to_svg(fig, title="Replication: the paper's numbers beside ours", salt="replication")
+    return fig
 
 
 def reliability_svg(cal: CalibrationData) -> str | None:
     """Reliability diagram: accuracy per confidence bin against the diagonal; None when there are no counted bins."""
+    fig = reliability_figure(cal)
+    if fig is None:
+        return None
+    return figure_to_svg(fig, title="Reliability of our confidence", salt="reliability")
+
+
+def reliability_figure(cal: CalibrationData) -> Figure | None:
+    """The figure behind `reliability_svg`."""
     bins = [b for b in cal.bins if b.count > 0]
     if not bins:
         return None
-    fig = _figure(4.6, 4.2)
+    width = 4.6
+    fig = _figure(width, 4.2)
     ax = fig.add_subplot()
     ax.plot([0, 1], [0, 1], linestyle="--", color="#666", linewidth=1, label="perfectly calibrated")
     xs = [b.mean_confidence for b in bins]
@@ -98,7 +127,7 @@ def reliability_svg(cal: CalibrationData) -> str | None:
     title = f"Reliability on {cal.source}"
     if cal.ece is not None:
         title += f" (ECE {cal.ece:.3f})"
-    ax.set_title(title, fontsize=9)
+    ax.set_title(_wrap(title, width, 9), fontsize=9)
     ax.legend(fontsize=7, loc="upper left")
     ax.grid(alpha=0.3)
-    return figure_to_svg(fig, title="Reliability of our confidence", salt="reliability")
+    return fig
