@@ -65,16 +65,27 @@ class MdRaw(str):
     """A string already valid as Markdown (built by the template from escaped parts); not escaped again."""
 
 
-_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|#!])")
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|#!~&$])")
+_MD_LIST_START = re.compile(r"^(\d{1,9}[.)]|[-+])(?=\s|$)")
 
 
 def md_escape(value: object) -> str:
     """One line of literal text: whitespace runs (incl. newlines) become one space, Markdown/HTML syntax is escaped.
 
-    Pipes are escaped so table cells stay intact; `<`/`>` are escaped so raw HTML in a claim renders as text.
+    Pipes are escaped so table cells stay intact; `<`/`>` are escaped so raw HTML in a claim renders as text; `~`
+    (strikethrough), `&` (entities) and `$` (math on GitHub) too; a leading list marker ("2020. ", "- ") is escaped
+    so a claim quoted as `> text` stays a paragraph.
     """
+    s = _MD_SPECIAL.sub(r"\\\1", " ".join(str(value).split()))
+    return _MD_LIST_START.sub(lambda m: m.group(1)[:-1] + "\\" + m.group(1)[-1], s, count=1)
+
+
+def md_code(value: object) -> MdRaw:
+    """A code span showing `value` literally (backslash escapes do not work inside code spans)."""
     s = " ".join(str(value).split())
-    return _MD_SPECIAL.sub(r"\\\1", s)
+    fence = "`" * (max((len(r) for r in re.findall(r"`+", s)), default=0) + 1)
+    pad = " " if s.startswith("`") or s.endswith("`") else ""
+    return MdRaw(f"{fence}{pad}{s}{pad}{fence}")
 
 
 def _md_finalize(value: Any) -> Any:
@@ -145,6 +156,7 @@ def markdown_env() -> jinja2.Environment:
     _add_filters(env)
     env.filters["raw"] = MdRaw
     env.filters["md"] = md_escape
+    env.filters["code"] = md_code
     return env
 
 

@@ -118,3 +118,39 @@ def test_strict_undefined_fails_loudly_on_missing_field(example_run: Path) -> No
     # the real template with one variable missing fails instead of rendering blanks
     with pytest.raises(jinja2.UndefinedError, match="'m' is undefined"):
         env.get_template("report.md.j2").render(ctx=ctx, s=ctx.summary, plots={}, plots_dir="p")
+
+
+def _rendered(md: str) -> str:
+    """report.md as a CommonMark + GFM-tables/strikethrough renderer shows it (markdown-it-py, which rich uses)."""
+    from markdown_it import MarkdownIt
+
+    return MarkdownIt("commonmark").enable(["table", "strikethrough"]).render(md)
+
+
+def test_markdown_claim_text_renders_as_written(example_run: Path) -> None:
+    """Claims are shown literally when the Markdown is rendered: no strikethrough, entity, math or list from their
+    characters, and the run name in its code span carries no escaping backslash ('assignee\\_report' was shown)."""
+    import html
+
+    from claimscope.rundir import read_jsonl, write_jsonl
+    from claimscope.types import Claim
+
+    texts = ["Gains of ~~8.2~~ 6.1 points ~5 % over $x$ and $y$, in Q&amp;A and R&D.",
+             "2020. The year XLM-R was published.",
+             "- 1.6 points on XNLI.",
+             "+ 2 points on PAWS-X."]
+    claims = read_jsonl(example_run / "claims.jsonl", Claim)
+    for i, t in enumerate(texts):
+        claims[i] = claims[i].model_copy(update={"text": t, "truncated": False, "full_text": None})
+    write_jsonl(example_run / "claims.jsonl", claims)
+    md = render_markdown(build_context(example_run))
+    out = _rendered(md)
+    assert "<s>" not in out and "<del>" not in out
+    assert "\\$x\\$" in md  # GitHub renders $...$ as math
+    quotes = re.findall(r"<blockquote>\s*(.*?)\s*</blockquote>", out, re.S)
+    for t in texts:
+        assert f"<p>{html.escape(t, quote=False)}</p>" in quotes, t  # a paragraph holding the claim, not a list
+    cells = [re.sub(r"<[^>]+>", "", c) for c in re.findall(r"<td>(.*?)</td>", out, re.S)]
+    for t in texts:
+        assert html.escape(t, quote=False) in cells, t
+    assert "<code>assignee_report-example</code>" in out
