@@ -107,3 +107,32 @@ def test_request_check_can_fail(tmp_path: Path, browser: Browser) -> None:
     browser.open(page.as_uri(), width=800, height=600)
     assert _outside(browser.requests()) == ["http://claimscope-test.invalid/pixel.png"]
     assert browser.dialogs() == ["x"]
+
+
+def test_long_unbreakable_text_stays_on_a_phone_screen(example_run: Path, browser: Browser, tmp_path: Path) -> None:
+    """A PDF's author line ('{jasonphang,iacer.calixto,bowman}@nyu.edu'), a URL or a long token in a quote, claim or
+    gap has no break opportunity; the claim details used to run 36 px past a phone's screen."""
+    from claimscope.rundir import read_json, read_jsonl, write_json, write_jsonl
+    from claimscope.types import Claim, Gap, RunManifest, Verdict
+
+    token = "{jasonphang,iacer.calixto,bowman}@nyu.edu,https://github.com/nyu-mll/jiant/tree/master/examples"
+    verdicts = read_jsonl(example_run / "verdicts.jsonl", Verdict)
+    ev = verdicts[0].evidence[0].model_copy(update={"quote": f"Jason Phang Clara Vania {token} (2020)."})
+    verdicts[0] = verdicts[0].model_copy(update={"evidence": [ev, *verdicts[0].evidence[1:]]})
+    write_jsonl(example_run / "verdicts.jsonl", verdicts)
+    claims = read_jsonl(example_run / "claims.jsonl", Claim)
+    claims[1] = claims[1].model_copy(update={"text": f"Contact {token} for the code."})
+    write_jsonl(example_run / "claims.jsonl", claims)
+    manifest = read_json(example_run / "run.json", RunManifest)
+    manifest.gaps.append(Gap(stage="retrieve", item="x", reason=f"no file {token.replace(',', '_')}"))
+    write_json(example_run / "run.json", manifest)
+    render_run(example_run, ["html"])
+
+    browser.open((example_run / "report.html").as_uri(), width=390, height=1800, mobile=True)
+    assert browser.eval("document.body.innerText.indexOf('bowman}@nyu.edu') !== -1")
+    width = browser.eval("document.documentElement.scrollWidth")
+    wide = browser.eval("Array.prototype.filter.call(document.querySelectorAll('main *'), function (e) {"
+                        " return !e.closest('.scroll, svg') && e.getBoundingClientRect().right > 391; })"
+                        ".map(function (e) { return e.tagName + ' ' + e.textContent.slice(0, 40); }).slice(0, 5)")
+    assert width <= 400 and wide == [], f"page scrolls sideways on a phone ({width}px): {wide}"
+    _keep(browser.screenshot(tmp_path / "report-phone-long.png"), "claimscope-report-phone-long.png")
