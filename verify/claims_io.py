@@ -28,7 +28,8 @@ ARXIV_URL = re.compile(
 )
 BARE_ARXIV = re.compile(r"(?:arXiv:)?(?P<id>\d{4}\.\d{4,5})(?:v(?P<v>\d+))?", re.I)
 MAX_CLAIM_CHARS = 20_000  # a claim is a sentence or two; anything longer is a broken file
-SENTENCE_END = re.compile(r"""[.!?]["')\]]*$""")
+# a sentence ends in . ! ? (or the CJK 。！？．), then maybe closing quotes/brackets of any script
+SENTENCE_END = re.compile(r"""[.!?。！？．]["')\]’”»“„」』）】〉》]*$""")
 VERIFIED_MARKS = {"✓": "verified", "✔": "verified", "yes": "verified", "true": "verified", "verified": "verified",
                   "✗": "not verified", "✘": "not verified", "x": "not verified", "no": "not verified",
                   "false": "not verified", "": None}

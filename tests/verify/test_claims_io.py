@@ -203,3 +203,20 @@ def test_a_markdown_claims_table_with_its_own_citations(tmp_path):
     assert [[r.key for r in c.cited] for c in claims] == [["2005.13013v1"], ["2005.13013v2"]]
     assert [(c.as_reported.verdict, c.as_reported.confidence) for c in claims] == [("verified", 0.42),
                                                                                     ("not verified", 0.3)]
+
+
+@pytest.mark.parametrize("text", [
+    "在XTREME基准上，使用最佳中间任务模型可以比XLM-R Large提高6.1个百分点。",
+    "中間タスク学習はXNLIを改善しますか？",
+    "Das ist ein vollständiger Satz!",
+    "「中間タスク学習は有効である。」",
+    "Der Satz endet mit einem Zitat.“",
+])
+def test_sentences_ending_in_other_scripts_are_complete(text):
+    # a Chinese or Japanese full stop (。), full-width ？/！ or a closing quote after the stop ends a sentence; such
+    # claims were flagged 'cut off mid-sentence' and the report said so in every output
+    assert truncation_kind(text) is None
+
+
+def test_cut_claim_in_another_script_is_still_cut():
+    assert truncation_kind("在XTREME基准上，使用最佳中间任务模型可以比") == "mid-sentence"
