@@ -73,6 +73,7 @@ _AS_REPORTED_MAP = {
     "refuted": Label.CONTRADICTED,
     "false": Label.CONTRADICTED,
     "no": Label.CONTRADICTED,
+    "not verified": Label.CONTRADICTED,  # what verify.claims_io reads a report table's ✗ / no / false as
     "not enough info": Label.NOT_ENOUGH_INFO,
     "nei": Label.NOT_ENOUGH_INFO,
     "?": Label.NOT_ENOUGH_INFO,

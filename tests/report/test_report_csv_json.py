@@ -146,3 +146,22 @@ def test_neutral_evidence_limited_by_settings(example_run: Path) -> None:
     ctx = build_context(example_run)
     assert all(c.evidence_neutral == [] for c in ctx.claims)
     assert len(ctx.claims[1].evidence_against) == 2  # for/against are always shown in full
+
+
+@pytest.mark.parametrize("mark", ["✗", "✘", "no", "false"])
+def test_report_mark_compares_alike_from_report_table_and_csv(tmp_path: Path, mark: str) -> None:
+    """A claim the input marks ✗ is compared with our verdict whether it came in a report's claims table (read as
+    'not verified') or a CSV (kept as '✗'); the report-table one was left out of 'differs for k of n claims that
+    both judged' and of the 'only where we differ' filter."""
+    from claimscope.verify.claims_io import read_claims
+
+    example = Path(__file__).resolve().parents[2] / "examples" / "assignee_report.txt"
+    text = example.read_text(encoding="utf-8")
+    report = tmp_path / "report.txt"
+    report.write_text(text.replace("✓", mark, 1), encoding="utf-8")
+    from_report = read_claims(report).claims[0].as_reported
+    table = tmp_path / "claims.csv"
+    table.write_text(f"claim,cited,verified,confidence\nXLM-R is used.,2005.13013v1,{mark},0.3\n", encoding="utf-8")
+    from_csv = read_claims(table).claims[0].as_reported
+    assert from_report is not None and from_csv is not None
+    assert normalize_as_reported(from_report.verdict) == normalize_as_reported(from_csv.verdict) == Label.CONTRADICTED
