@@ -136,3 +136,23 @@ def test_long_unbreakable_text_stays_on_a_phone_screen(example_run: Path, browse
                         ".map(function (e) { return e.tagName + ' ' + e.textContent.slice(0, 40); }).slice(0, 5)")
     assert width <= 400 and wide == [], f"page scrolls sideways on a phone ({width}px): {wide}"
     _keep(browser.screenshot(tmp_path / "report-phone-long.png"), "claimscope-report-phone-long.png")
+
+
+@pytest.mark.parametrize("width", [1280, 1000])
+def test_claims_table_cells_hold_their_content(example_run: Path, browser: Browser, width: int) -> None:
+    """No cell of the claims table spills into the next: the '? NOT ENOUGH INFO' badge was 14 px wider than the
+    verdict column, and 'not verified 0.26' (a report table's ✗) ran into it on one unbreakable line."""
+    from claimscope.rundir import read_jsonl, write_jsonl
+    from claimscope.types import AsReported, Claim
+
+    claims = read_jsonl(example_run / "claims.jsonl", Claim)
+    claims[0] = claims[0].model_copy(update={"as_reported": AsReported(verdict="not verified", confidence=0.26)})
+    write_jsonl(example_run / "claims.jsonl", claims)
+    render_run(example_run, ["html"])
+    browser.open((example_run / "report.html").as_uri(), width=width, height=1400)
+    assert browser.eval(f"{ROWS}[0].getAttribute('data-verdict')") == "NOT_ENOUGH_INFO"
+    spill = browser.eval(
+        "Array.prototype.filter.call(document.querySelectorAll('#claims-table td'), function (td) {"
+        " return td.scrollWidth > td.clientWidth + 1; })"
+        ".map(function (td) { return td.getAttribute('data-label') + ': ' + td.textContent.slice(0, 30); })")
+    assert spill == []
