@@ -165,3 +165,9 @@ def test_report_mark_compares_alike_from_report_table_and_csv(tmp_path: Path, ma
     from_csv = read_claims(table).claims[0].as_reported
     assert from_report is not None and from_csv is not None
     assert normalize_as_reported(from_report.verdict) == normalize_as_reported(from_csv.verdict) == Label.CONTRADICTED
+
+
+def test_csv_columns_are_documented_in_readme() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    missing = [c for c in CSV_COLUMNS if f"`{c}`" not in readme]
+    assert missing == [], f"claims.csv columns not described in README.md: {missing}"
