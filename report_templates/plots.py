@@ -49,6 +49,10 @@ def figure_to_svg(fig: Figure, *, title: str, salt: str) -> str:
     for pat in (_XML_HEADER, _DOCTYPE, _METADATA, _COMMENT):
         svg = pat.sub("", svg)
     svg = svg.strip()
+    # matplotlib numbers its ids per figure (figure_1, axes_1, patch_1, ...): two plots in one page would share them
+    ids = set(re.findall(r'\sid="([^"]+)"', svg))
+    svg = re.sub(r'(\sid="|url\(#|href="#)([^")]+)', lambda m: m.group(1) + (f"{salt}-{m.group(2)}" if m.group(2) in
+                 ids else m.group(2)), svg)
     # responsive: keep the viewBox, let CSS size it; label it for screen readers
     svg = re.sub(r'<svg([^>]*?) width="[^"]*" height="[^"]*"', r"<svg\1", svg, count=1)
     from markupsafe import escape

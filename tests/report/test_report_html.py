@@ -118,3 +118,20 @@ def test_html_strict_undefined(example_run: Path) -> None:
     ctx = build_context(example_run)
     with pytest.raises(jinja2.UndefinedError):
         html_env().from_string("{{ ctx.summary.no_such_count }}").render(ctx=ctx)
+
+
+def test_ids_are_unique_and_every_reference_resolves(example_run_full: Path) -> None:
+    """Two inline plots each carried matplotlib's ids (figure_1, axes_1, patch_1, ...): 100+ duplicate ids in one
+    page. Every id is unique now, and every #reference (links, SVG url(#...) and href) names an id that exists."""
+    import collections
+
+    render_run(example_run_full, ["html"])
+    html = (example_run_full / "report.html").read_text(encoding="utf-8")
+    p = _Collect()
+    p.feed(html)
+    ids = collections.Counter(attrs["id"] for _, attrs in p.tags if attrs.get("id"))
+    assert [i for i, n in ids.items() if n > 1] == []
+    refs = {v[1:] for _, attrs in p.tags for k, v in attrs.items() if k in ("href", "xlink:href") and v
+            and v.startswith("#")} | set(re.findall(r"url\(#([^)]+)\)", html))
+    assert refs and sorted(r for r in refs if r not in ids) == []
+    assert any(r.startswith("reliability-") for r in refs)  # the plots' own references were renamed with their ids
