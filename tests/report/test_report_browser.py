@@ -156,3 +156,23 @@ def test_claims_table_cells_hold_their_content(example_run: Path, browser: Brows
         " return td.scrollWidth > td.clientWidth + 1; })"
         ".map(function (td) { return td.getAttribute('data-label') + ': ' + td.textContent.slice(0, 30); })")
     assert spill == []
+
+
+def test_claims_table_header_stays_in_view(example_run: Path, browser: Browser) -> None:
+    """The header cells are position: sticky, but the table's horizontal scroll box was their scroll container, so
+    the header scrolled away with the rows; on a screen wide enough for the table it now stays at the top."""
+    render_run(example_run, ["html"])
+    browser.open((example_run / "report.html").as_uri(), width=1280, height=500)
+    browser.eval(f"{ROWS}[8].scrollIntoView()")
+    top = browser.eval("document.querySelector('#claims-table th').getBoundingClientRect().top")
+    assert browser.eval("window.scrollY") > 1000 and abs(top) < 2, top
+
+
+def test_back_link_shows_the_row_below_the_sticky_header(example_run: Path, browser: Browser) -> None:
+    render_run(example_run, ["html"])
+    browser.open((example_run / "report.html").as_uri(), width=1280, height=500)
+    browser.eval("document.querySelectorAll('section.claim')[5].querySelector('a[href^=\"#row-\"]').click()")
+    assert browser.eval("location.hash").startswith("#row-claim-")
+    row_top = browser.eval("document.querySelector(location.hash).getBoundingClientRect().top")
+    head_bottom = browser.eval("document.querySelector('#claims-table th').getBoundingClientRect().bottom")
+    assert row_top >= head_bottom - 1, (row_top, head_bottom)
