@@ -5,6 +5,8 @@
   if (!table || !table.tBodies.length) { return; }
   var body = table.tBodies[0];
   var rows = Array.prototype.slice.call(body.rows);
+  // "only where we differ" only when the input gave verdicts to differ from (data-changed is empty otherwise)
+  var comparable = rows.some(function (r) { return r.getAttribute("data-changed") !== ""; });
 
   // filter controls
   var controls = document.createElement("div");
@@ -16,7 +18,7 @@
     '<option value="">all</option><option value="SUPPORTED">✔ supported</option>' +
     '<option value="CONTRADICTED">✘ contradicted</option><option value="NOT_ENOUGH_INFO">? not enough info</option>' +
     '<option value="NONE">not checked</option></select></label>' +
-    '<label><input type="checkbox" id="claims-changed"> only where we differ from the report</label>' +
+    (comparable ? '<label><input type="checkbox" id="claims-changed"> only where we differ from the report</label>' : '') +
     '<span id="claims-count" class="muted" aria-live="polite"></span>';
   table.parentNode.parentNode.insertBefore(controls, table.parentNode);
   var text = document.getElementById("claims-filter");
@@ -31,13 +33,13 @@
     rows.forEach(function (r) {
       var ok = (!q || r.textContent.toLowerCase().indexOf(q) !== -1) &&
         (!v || r.getAttribute("data-verdict") === v) &&
-        (!changed.checked || r.getAttribute("data-changed") === "1");
+        (!changed || !changed.checked || r.getAttribute("data-changed") === "1");
       r.hidden = !ok;
       if (ok) { shown += 1; }
     });
     count.textContent = shown + " of " + rows.length + " claims shown";
   }
-  [text, verdict, changed].forEach(function (el) {
+  [text, verdict, changed].filter(Boolean).forEach(function (el) {
     el.addEventListener("input", applyFilter);
     el.addEventListener("change", applyFilter);
   });

@@ -176,3 +176,21 @@ def test_back_link_shows_the_row_below_the_sticky_header(example_run: Path, brow
     row_top = browser.eval("document.querySelector(location.hash).getBoundingClientRect().top")
     head_bottom = browser.eval("document.querySelector('#claims-table th').getBoundingClientRect().bottom")
     assert row_top >= head_bottom - 1, (row_top, head_bottom)
+
+
+def test_no_differ_filter_when_the_input_gives_no_verdicts(example_run: Path, browser: Browser) -> None:
+    """Claims from `claimscope extract` or a plain claims list carry no verdict of their own; the 'only where we differ
+    from the report' box could then only empty the table ('0 of 9 claims shown'), so it is not offered."""
+    from claimscope.rundir import read_jsonl, write_jsonl
+    from claimscope.types import Claim
+
+    claims = read_jsonl(example_run / "claims.jsonl", Claim)
+    write_jsonl(example_run / "claims.jsonl", [c.model_copy(update={"as_reported": None}) for c in claims])
+    render_run(example_run, ["html"])
+    browser.open((example_run / "report.html").as_uri(), width=1280, height=800)
+    assert browser.eval("!!document.getElementById('claims-verdict')")
+    assert browser.eval("document.getElementById('claims-changed') === null")
+    browser.eval("var s = document.getElementById('claims-verdict'); s.value = 'CONTRADICTED';"
+                 "s.dispatchEvent(new Event('change'))")
+    assert browser.eval(VISIBLE) == 3
+    assert browser.errors() == []
