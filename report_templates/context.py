@@ -247,7 +247,7 @@ class ClaimRow(_Ctx):
     evidence_for: list[EvidenceView]
     evidence_against: list[EvidenceView]
     evidence_neutral: list[EvidenceView] = Field(description="at most settings.report.max_evidence_shown")
-    numbers_status: str
+    numbers_status: str = Field(description="the verdict's numbers check; 'not_checked' when there is no verdict")
     numbers_details: list[str]
     warnings: list[str]
     own_warnings: list[str] = Field(description="warnings not shared by every claim (the table shows these)")
@@ -398,7 +398,7 @@ def _claim_row(index: int, claim: Claim, verdict: Verdict | None, max_neutral: i
         evidence_for=[_ev(e) for e in evidence if e.stance == "support"],
         evidence_against=[_ev(e) for e in evidence if e.stance == "contradict"],
         evidence_neutral=[_ev(e) for e in evidence if e.stance == "neutral"][:max_neutral],
-        numbers_status=verdict.checks.numbers.status if verdict else "not_applicable",
+        numbers_status=verdict.checks.numbers.status if verdict else "not_checked",
         numbers_details=list(verdict.checks.numbers.details) if verdict else [],
         warnings=list(verdict.checks.warnings) if verdict else [],
         own_warnings=list(verdict.checks.warnings) if verdict else [],

@@ -171,3 +171,19 @@ def test_csv_columns_are_documented_in_readme() -> None:
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
     missing = [c for c in CSV_COLUMNS if f"`{c}`" not in readme]
     assert missing == [], f"claims.csv columns not described in README.md: {missing}"
+
+
+def test_claims_without_a_verdict_are_not_reported_as_checked(example_run: Path) -> None:
+    """A run whose verify stage has not run (or skipped a claim): claims.csv said numbers_check 'not_applicable' and
+    0 passages for and against, and the reports 'numbers: not applicable', as if the claim had been checked."""
+    (example_run / "verdicts.jsonl").unlink()
+    render_run(example_run, ["csv", "md"])
+    with (example_run / "claims.csv").open(encoding="utf-8", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 9
+    for r in rows:
+        assert r["verdict"] == r["confidence"] == r["numbers_check"] == ""
+        assert r["n_evidence_for"] == r["n_evidence_against"] == ""
+    md = (example_run / "report.md").read_text(encoding="utf-8")
+    assert "not applicable" not in md
+    assert "- **Numbers:** not checked" in md
