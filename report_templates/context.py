@@ -150,7 +150,9 @@ def replication_rows_from_stage(data: dict[str, Any]) -> dict[str, Any]:
     env = data.get("environment") or {}
     rows: list[dict[str, Any]] = []
     if data.get("summary"):
-        for s in data["summary"]:
+        # smallest model first: the question is how the gap moves as the model grows
+        by_size = sorted(data["summary"], key=lambda s: (s.get("params") or {}).get("non_embedding") or 0)
+        for s in by_size:
             size = f"{s.get('size')} ({(s.get('params') or {}).get('non_embedding', 0) / 1e6:.2f} M non-emb.)"
             inter = next((k[: -len("_gap")] for k in s if k.endswith("_gap") and not k.startswith(("baseline",
                                                                                                     "delta"))), None)

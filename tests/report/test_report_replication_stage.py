@@ -34,3 +34,15 @@ def test_full_scale_cells_carry_the_paper_number_beside_ours():
     (row,) = summary.rows
     assert (row.task, row.intermediate, row.paper, row.ours) == ("xquad", "squad", 77.2, 77.1)
     assert summary.model == "xlm-roberta-large" and summary.scale == "full"
+
+
+def test_miniature_rows_go_from_the_smallest_model_up():
+    """The question is whether the gap shrinks as the model grows, so the rows (and the plot) run from the smallest
+    model to the largest, whatever order the replicate stage stored them in (its file has xs, s, xxs)."""
+    raw = json.loads(MINIATURE.read_text())
+    assert [s["size"] for s in raw["summary"]][::2] == ["xs", "s", "xxs"]  # the case that was shown out of order
+    summary = ReplicationSummary.model_validate(raw)
+    sizes = [r.size.split()[0] for r in summary.rows if r.ours is not None]
+    assert list(dict.fromkeys(sizes)) == ["xxs", "xs", "s"]
+    first = [(r.task, r.metric) for r in summary.rows if r.size.startswith("xxs")]
+    assert first[0] == ("debret", "non-English avg")  # within a size the stored order stays
