@@ -70,15 +70,23 @@ def _vocabulary() -> frozenset[str]:
     return frozenset(words | {"a", "i"})
 
 
-def truncation_kind(text: str) -> str | None:
-    """'mid-word', 'mid-sentence' or None when the claim ends like a complete sentence."""
+def truncation_kind(text: str, *, loose: bool = False) -> str | None:
+    """'mid-word', 'mid-sentence' or None when the claim ends like a complete sentence.
+
+    `loose`: for claims a user wrote (CSV, JSON, a list), where a missing full stop is no sign of a cut: only an
+    ellipsis or a lower-case fragment that is no word ("... continuing multilingual MLM duri") counts, not a last word
+    such as "TyDiQA". The machine-written report's claims table cuts claims at a fixed length: there any ending that
+    is not a sentence end counts."""
     t = text.rstrip()
+    if t.endswith(("…", "...")):
+        return "mid-sentence"
     if not t or SENTENCE_END.search(t):
         return None
-    last = re.split(r"[\s(\[/-]+", t)[-1].strip(",;:").lower()
-    if last.isalpha() and _vocabulary() and last not in _vocabulary():
+    raw_last = re.split(r"[\s(\[/-]+", t)[-1].strip(",;:")
+    last = raw_last.lower()
+    if last.isalpha() and _vocabulary() and last not in _vocabulary() and (not loose or raw_last.islower()):
         return "mid-word"
-    return "mid-sentence"
+    return None if loose else "mid-sentence"
 
 
 def _parse_confidence(raw: str, where: str) -> float | None:
@@ -97,9 +105,10 @@ def _parse_confidence(raw: str, where: str) -> float | None:
 
 
 def _make_claim(text: str, source: str, cited: list[PaperRef], verdict: str | None = None,
-                confidence: float | None = None, claim_id: str | None = None, gold: str | None = None) -> Claim:
+                confidence: float | None = None, claim_id: str | None = None, gold: str | None = None, *,
+                loose_ending: bool = True) -> Claim:
     text = " ".join(text.split())
-    kind = truncation_kind(text)
+    kind = truncation_kind(text, loose=loose_ending)
     as_reported = AsReported(verdict=verdict, confidence=confidence) if (verdict or confidence is not None) else None
     return Claim(id=claim_id or "", text=text, source=source, cited=cited, truncated=kind is not None,
                  as_reported=as_reported, gold_label=gold)
@@ -153,7 +162,7 @@ def parse_report(text: str, path: str = "<report>") -> ClaimsInput:
         if not claim_text:
             raise BadClaimsFile(where, "empty claim text in the claims table")
         claims.append(_make_claim(claim_text, f"{Path(path).name}:{n + 1}", cited or list(refs), verdict,
-                                  confidence))
+                                  confidence, loose_ending=False))
     if not claims:
         raise BadClaimsFile(path, "the claims table has a header but no rows")
 

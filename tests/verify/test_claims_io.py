@@ -220,3 +220,18 @@ def test_sentences_ending_in_other_scripts_are_complete(text):
 
 def test_cut_claim_in_another_script_is_still_cut():
     assert truncation_kind("在XTREME基准上，使用最佳中间任务模型可以比") == "mid-sentence"
+
+
+def test_claims_a_user_wrote_are_not_cut_off_for_lack_of_a_full_stop(tmp_path):
+    # before: every CSV/JSON claim without a final period was marked "cut off in the report" (✂)
+    path = tmp_path / "claims.csv"
+    path.write_text("claim\n"
+                    "Intermediate-task training gives moderate improvements on question answering tasks\n"
+                    "The largest gains are on TyDiQA\n"
+                    "Neither approach outperforms continuing multilingual MLM duri\n"
+                    "MNLI helps XNLI in some languages...\n")
+    got = [(c.text.split()[-1], c.truncated) for c in read_claims(path).claims]
+    assert got == [("tasks", False), ("TyDiQA", False), ("duri", True), ("languages...", True)]
+    # the machine-written report's table cuts at a fixed length: there any unfinished ending counts (unchanged)
+    assert truncation_kind("Intermediate-task training gives moderate improvements on question answering tasks") == (
+        "mid-sentence")
