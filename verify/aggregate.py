@@ -245,9 +245,12 @@ def decide(claim: Claim, hits: list[ScoredHit], papers: dict[str, Paper], aggreg
     if claim.truncated:
         warnings.append("the claim was cut off in the report; checked as written"
                         + (" and as the full sentence found in the paper" if claim.full_text else ""))
-    for key in family:
-        if key in papers and papers[key].partial:
-            note = papers[key].notes[0] if papers[key].notes else "partial text"
+    said = " ".join(warnings)
+    for key in family:  # a partial version matters where it decides, is the one cited, or a warning above names it
+        if key in papers and papers[key].partial and (key == primary or (cited and key == cited.key) or key in said):
+            notes = papers[key].notes
+            note = next((n for n in notes if "partial" in n.lower() or "damaged" in n.lower()), notes[0] if notes
+                        else "partial text")
             warnings.append(f"{key} is held only in part ({note})")
     shows = _shows_verdict(concurring, label, number_hits, verbatim, numbers.where | number_where)
     evidence = _pick_evidence(by_key, primary, family, max_evidence, first=shows)
