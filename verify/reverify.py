@@ -324,13 +324,13 @@ def change_reason(before: Verdict | None, after: Verdict, new_keys: set[str]) ->
         if before.scope != after.scope:
             parts.append(f"checked against: {_SCOPES[before.scope]} \u2192 {_SCOPES[after.scope]}")
         if before.label != after.label:
-            parts.append(f"{before.label.value} \u2192 {after.label.value}")
+            parts.append(f"{_words(before.label.value)} \u2192 {_words(after.label.value)}")
         elif abs(before.confidence - after.confidence) >= 0.005:
             parts.append(f"confidence {before.confidence:.2f} \u2192 {after.confidence:.2f}")
         bf, af = before.full_text_verdict, after.full_text_verdict
         if af is not None and (bf is None or bf.label != af.label):
-            was = bf.label.value if bf else "not checked"
-            parts.append(f"full sentence: {was} \u2192 {af.label.value}")
+            was = _words(bf.label.value) if bf else "not checked"
+            parts.append(f"full sentence: {was} \u2192 {_words(af.label.value)}")
         elif af is not None and bf is not None and abs(bf.confidence - af.confidence) >= 0.005:
             parts.append(f"full sentence: confidence {bf.confidence:.2f} \u2192 {af.confidence:.2f}")
         elif af is None and bf is not None:
@@ -339,15 +339,20 @@ def change_reason(before: Verdict | None, after: Verdict, new_keys: set[str]) ->
     used_after = after.checks.version_used[:1]
     if used_after and used_after != used_before:
         cited = after.checks.version_cited
-        what = "the cited version, now held" if cited and used_after[0] == cited else "now decides"
-        parts.append(f"{used_after[0]} ({what}) decides" + (f" instead of {used_before[0]}" if used_before else ""))
+        what = " (the cited version, now held)" if cited and used_after[0] == cited else ""
+        parts.append(f"{used_after[0]}{what} decides" + (f" instead of {used_before[0]}" if used_before else ""))
     came = sorted({e.paper for e in _evidence_of(after) if e.paper in new_keys})
     if came:
         parts.append(f"new evidence from {', '.join(came)}")
     if before is not None and before.checks.numbers.status != after.checks.numbers.status:
-        parts.append(f"numbers: {before.checks.numbers.status} \u2192 {after.checks.numbers.status}")
+        parts.append(f"numbers: {_words(before.checks.numbers.status)} \u2192 {_words(after.checks.numbers.status)}")
     parts += _version_notes(after)
     return "; ".join(parts)
+
+
+def _words(value: str) -> str:
+    """A label or status as the report writes it: NOT_ENOUGH_INFO -> NOT ENOUGH INFO, not_found -> not found."""
+    return value.replace("_", " ")
 
 
 def diff_verdicts(before: Sequence[Verdict], after: Sequence[Verdict], new_keys: set[str], *,

@@ -117,3 +117,18 @@ def test_search_with_no_hits_kept_is_refused(tmp_path, capsys):
     run = _retrieved_run(tmp_path, "2509.23657v1")
     assert main(["-q", "reverify", str(run), "--search", "x", "--max", "0", "--online"]) == 2
     assert "--max 0" in capsys.readouterr().err
+
+
+def test_the_reason_writes_labels_and_versions_as_the_report_does():
+    # before: "SUPPORTED -> NOT_ENOUGH_INFO; 2005.13013v1 (now decides) decides; numbers: not_applicable -> mismatch"
+    from claimscope.types import Checks, Evidence, Label, NumberCheck, Verdict
+    from claimscope.verify.reverify import change_reason
+
+    ev = Evidence(passage_id="p1", quote="We obtain a 6.1 point improvement", paper="2005.13013v1", page=1)
+    before = Verdict(claim_id="c", label=Label.SUPPORTED, confidence=0.7, evidence=[ev],
+                     checks=Checks(version_used=["2509.23657v1"]))
+    after = Verdict(claim_id="c", label=Label.NOT_ENOUGH_INFO, confidence=0.6, evidence=[ev],
+                    checks=Checks(version_used=["2005.13013v1"], numbers=NumberCheck(status="mismatch")))
+    reason = change_reason(before, after, {"2005.13013v1"})
+    assert reason.startswith("SUPPORTED \u2192 NOT ENOUGH INFO; 2005.13013v1 decides instead of 2509.23657v1; "), reason
+    assert "numbers: not applicable \u2192 mismatch" in reason and "_" not in reason.replace("2005.13013v1", "")
