@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from claimscope.errors import BadRunDir
+from claimscope.errors import BadRunDir, BadSettings
 from claimscope.rundir import sha256_file, sweep_stale_temps, write_json
 from claimscope.types import AnnInfo, CorpusIndexManifest, CorpusShard, EncoderSpec
 from claimscope.verify.corpus.ann import (
@@ -101,6 +101,8 @@ def build_index(corpus: Path, out: Path, *, engine: Engine, encoder: EncoderSpec
     """Build (or finish building) a corpus index in `out`; returns its manifest. See the module doc."""
     from datetime import UTC, datetime
 
+    if shard_size < 1:
+        raise BadSettings("--shard-size", f"must be at least 1 passage per shard, got {shard_size}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     sweep_stale_temps(out)
