@@ -36,6 +36,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from claimscope.errors import BadRunDir
 from claimscope.types import Passage
 from claimscope.verify.corpus.ann import DenseIndex, EmbeddingShards
 from claimscope.verify.corpus.bm25 import ShardedBM25, query_tokens
@@ -118,7 +119,11 @@ class _PassageStore:
 
     def _file(self, s: int) -> pq.ParquetFile:
         if s not in self._files:
-            self._files[s] = pq.ParquetFile(self.paths[s])
+            try:
+                self._files[s] = pq.ParquetFile(self.paths[s])
+            except (OSError, pa.ArrowInvalid) as e:
+                raise BadRunDir(str(self.paths[s]), f"unreadable passage shard: {e}; rebuild the index "
+                                                    "(claimscope index build)") from e
         return self._files[s]
 
     def _groups(self, s: int) -> np.ndarray:
@@ -147,7 +152,7 @@ class _PassageStore:
         return table_passages(group.slice(i, 1))[0]
 
     def _load_papers(self, s: int) -> None:
-        ids = pq.read_table(self.paths[s], columns=["paper_id"]).column("paper_id").to_numpy(zero_copy_only=False)
+        ids = self._file(s).read(columns=["paper_id"]).column("paper_id").to_numpy(zero_copy_only=False)
         order = np.argsort(ids, kind="stable")
         uniq, starts, codes = np.unique(ids[order], return_index=True, return_inverse=True)
         bounds = list(starts) + [len(ids)]
