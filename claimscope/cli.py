@@ -36,9 +36,17 @@ def configure_logging(verbosity: int, quiet: bool) -> None:
     from rich.logging import RichHandler
 
     handler = RichHandler(show_time=False, show_path=verbosity >= 2, markup=False, rich_tracebacks=False)
+    noisy = ("httpx", "urllib3", "sentence_transformers", "transformers", "faiss", "bm25s", "filelock")
+    floor = logging.WARNING if verbosity < 2 else logging.INFO
+
+    def third_party_floor(record: logging.LogRecord) -> bool:
+        # a library may set its own logger's level when imported (bm25s sets DEBUG), after the setLevel below
+        return record.levelno >= floor or record.name.split(".")[0] not in noisy
+
+    handler.addFilter(third_party_floor)
     logging.basicConfig(level=level, format="%(message)s", handlers=[handler], force=True)
-    for noisy in ("httpx", "urllib3", "sentence_transformers", "transformers", "faiss", "bm25s", "filelock"):
-        logging.getLogger(noisy).setLevel(logging.WARNING if verbosity < 2 else logging.INFO)
+    for name in noisy:
+        logging.getLogger(name).setLevel(floor)
 
 
 def build_parser() -> argparse.ArgumentParser:
