@@ -142,11 +142,42 @@ def write_predictions(path: Path, preds: Iterable[ClaimPrediction]) -> None:
     atomic_write_text(Path(path), "".join(lines))
 
 
+def _line_numbers(path: Path) -> list[int]:
+    """The file's line number of each row read_jsonl_rows returns (blank lines are skipped there)."""
+    return [n for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1) if line.strip()]
+
+
 def read_predictions(path: Path) -> list[dict]:
+    """Prediction rows ``{id, evidence: {doc_id: {label, sentences}}}``, each checked; errors name file:line."""
     rows = read_jsonl_rows(path)
-    for n, r in enumerate(rows, 1):
-        if "id" not in r or not isinstance(r.get("evidence", {}), dict):
+    for n, r in zip(_line_numbers(path), rows, strict=True):
+        if not isinstance(r, dict) or "id" not in r or not isinstance(r.get("evidence", {}), dict):
             raise BadSciFactFile(f"{path}:{n}", "a prediction needs an id and an evidence object")
+        for doc_id, dp in r.get("evidence", {}).items():
+            if isinstance(dp, list):
+                raise BadSciFactFile(f"{path}:{n}", f"doc {doc_id} holds a list of rationale sets, as a gold claims "
+                                                    "file does; predictions give {label, sentences} per doc")
+            if not isinstance(dp, dict) or dp.get("label") not in ALLOWED:
+                label = dp.get("label") if isinstance(dp, dict) else dp
+                raise BadSciFactFile(f"{path}:{n}", f"doc {doc_id}: label {label!r} is not SUPPORT/CONTRADICT")
+            if not isinstance(dp.get("sentences", []), list):
+                raise BadSciFactFile(f"{path}:{n}", f"doc {doc_id}: sentences must be a list of sentence indices")
+    return rows
+
+
+def read_gold(path: Path) -> list[dict]:
+    """Gold claim rows ``{id, evidence: {doc_id: [{sentences, label}]}}``, each checked; errors name file:line."""
+    rows = read_jsonl_rows(path)
+    for n, r in zip(_line_numbers(path), rows, strict=True):
+        if not isinstance(r, dict) or "id" not in r or not isinstance(r.get("evidence", {}), dict):
+            raise BadSciFactFile(f"{path}:{n}", "a gold claim needs an id and an evidence object")
+        for doc_id, sets in r.get("evidence", {}).items():
+            if isinstance(sets, dict):
+                raise BadSciFactFile(f"{path}:{n}", f"doc {doc_id} holds one {{label, sentences}} object, as a "
+                                                    "predictions file does; gold gives a list of rationale sets")
+            if not isinstance(sets, list) or not all(isinstance(x, dict) and x.get("label") in ALLOWED
+                                                     for x in sets):
+                raise BadSciFactFile(f"{path}:{n}", f"doc {doc_id}: not a list of SUPPORT/CONTRADICT rationale sets")
     return rows
 
 

@@ -41,8 +41,20 @@ def eval_scifact(args: argparse.Namespace) -> int:
     from claimscope.rundir import write_json
     from claimscope.verify import scifact as sf
 
-    gold = sf.read_jsonl_rows(args.gold)
+    gold = sf.read_gold(args.gold)
     pred = sf.read_predictions(args.pred)
+    for path, rows, what in ((args.gold, gold, "gold claims"), (args.pred, pred, "predictions")):
+        if not rows:
+            raise sf.BadSciFactFile(str(path), f"empty file: no {what}")
+    gold_ids = {int(g["id"]) for g in gold}
+    unknown = sorted({int(p["id"]) for p in pred} - gold_ids)
+    if unknown:
+        raise sf.BadSciFactFile(str(args.pred), f"{len(unknown)} claim ids not in the gold file {args.gold}: "
+                                                 f"{unknown[:5]}")
+    unpredicted = len(gold_ids - {int(p["id"]) for p in pred})
+    if unpredicted:
+        logger.warning("%d of %d gold claims have no prediction in %s; they count as predicting no evidence",
+                       unpredicted, len(gold_ids), args.pred)
     if args.corpus is not None:
         known = set(sf.read_corpus(args.corpus))
         for row in pred:
