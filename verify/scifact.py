@@ -47,6 +47,11 @@ def read_jsonl_rows(path: Path) -> list[dict]:
     return rows
 
 
+def _line_numbers(path: Path) -> list[int]:
+    """The file's line number of each row read_jsonl_rows returns (blank lines are skipped there)."""
+    return [n for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1) if line.strip()]
+
+
 def paper_key(doc_id: int | str) -> str:
     return f"scifact:{doc_id}"
 
@@ -66,14 +71,34 @@ def sentence_index(passage: Passage) -> int:
 def read_corpus(path: Path) -> dict[int, dict]:
     """doc_id -> corpus row ``{doc_id, title, abstract: [sentences], structured}``."""
     out: dict[int, dict] = {}
-    for n, row in enumerate(read_jsonl_rows(path), 1):
+    rows = read_jsonl_rows(path)
+    for n, row in zip(_line_numbers(path), rows, strict=True):
         try:
             out[int(row["doc_id"])] = {"doc_id": int(row["doc_id"]), "title": str(row.get("title", "")),
                                        "abstract": [str(s) for s in row["abstract"]],
                                        "structured": bool(row.get("structured", False))}
-        except (KeyError, TypeError, ValueError) as e:
+        except KeyError as e:
+            raise BadSciFactFile(f"{path}:{n}", f"not a SciFact corpus row: missing field {e}") from e
+        except (TypeError, ValueError) as e:
             raise BadSciFactFile(f"{path}:{n}", f"not a SciFact corpus row: {e}") from e
     return out
+
+
+def read_claim_rows(path: Path) -> list[dict]:
+    """SciFact claim rows ``{id, claim, cited_doc_ids?, evidence?}`` as read, each checked; errors name file:line."""
+    rows = read_jsonl_rows(path)
+    for n, row in zip(_line_numbers(path), rows, strict=True):
+        missing = [f for f in ("id", "claim") if not isinstance(row, dict) or f not in row]
+        if missing:
+            raise BadSciFactFile(f"{path}:{n}", f"not a SciFact claim row: missing field {missing[0]!r}")
+        try:
+            int(row["id"])
+            [int(d) for d in row.get("cited_doc_ids", [])]
+        except (TypeError, ValueError) as e:
+            raise BadSciFactFile(f"{path}:{n}", f"not a SciFact claim row: {e}") from e
+        if not isinstance(row["claim"], str):
+            raise BadSciFactFile(f"{path}:{n}", "not a SciFact claim row: 'claim' is not text")
+    return rows
 
 
 def doc_passages(doc: Mapping) -> list[Passage]:
@@ -140,11 +165,6 @@ def write_predictions(path: Path, preds: Iterable[ClaimPrediction]) -> None:
     """The official SciFact prediction JSONL (one claim per line), written atomically."""
     lines = [json.dumps(p.model_dump(exclude_none=True)) + "\n" for p in preds]
     atomic_write_text(Path(path), "".join(lines))
-
-
-def _line_numbers(path: Path) -> list[int]:
-    """The file's line number of each row read_jsonl_rows returns (blank lines are skipped there)."""
-    return [n for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1) if line.strip()]
 
 
 def read_predictions(path: Path) -> list[dict]:

@@ -100,7 +100,17 @@ def verify_scifact(args: argparse.Namespace) -> int:
     from claimscope.verify.scifact_pipeline import DocRetriever, predict, scifact_index, scifact_verifier
 
     corpus = sf.read_corpus(args.corpus)
-    claims = sf.read_jsonl_rows(args.claims)
+    claims = sf.read_claim_rows(args.claims)
+    for path, found, what in ((args.corpus, corpus, "abstracts"), (args.claims, claims, "claims")):
+        if not found:
+            raise sf.BadSciFactFile(str(path), f"empty file: no {what}")
+    if args.oracle_abstracts:
+        absent = {int(c["id"]): [int(d) for d in c.get("cited_doc_ids", []) if int(d) not in corpus] for c in claims}
+        absent = {k: v for k, v in absent.items() if v}
+        if absent:
+            first = next(iter(absent))
+            logger.warning("%d of %d claims cite doc ids not in %s (claim %s: %s); they get no prediction for those",
+                           len(absent), len(claims), args.corpus, first, absent[first][:3])
     index = scifact_index(corpus, args.index_dir, args.embedding_model)
     settings = VerifySettings(stance_model=args.stance_model, embedding_model=args.embedding_model, top_k=args.top_k)
     verifier = scifact_verifier(index, corpus, settings)
