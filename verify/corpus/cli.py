@@ -6,6 +6,10 @@ import argparse
 import json
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from claimscope.verify.corpus.search import ShardedEvidenceIndex
 
 logger = logging.getLogger(__name__)
 
@@ -54,14 +58,39 @@ def _build(args: argparse.Namespace) -> int:
     return 0
 
 
+def _paper_keys(index: ShardedEvidenceIndex, wanted: list[str]) -> set[str]:
+    """The index's paper keys for --paper values: a key as held, or an arXiv id without version (every version
+    held). A value matching nothing held is an error naming it."""
+    from claimscope.errors import BadSettings
+    from claimscope.verify.corpus.verifier import ref_of_key
+
+    held = index.manifest.paper_shards
+    out: set[str] = set()
+    for key in wanted:
+        if key in held:
+            out.add(key)
+            continue
+        versions = {k for k in held if ref_of_key(k).arxiv_id == key and ref_of_key(key).version is None}
+        if not versions:
+            raise BadSettings(f"--paper {key}", f"not in the index {index.dir} ({len(held):,} papers, e.g. "
+                                                f"{', '.join(list(held)[:3])})")
+        out |= versions
+    return out
+
+
 def _search(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
+    from claimscope.errors import BadSettings
     from claimscope.verify.corpus.search import ShardedEvidenceIndex
 
+    if not args.query.strip():
+        raise BadSettings("query", "empty query; give the words to search for")
+    if args.k < 1:
+        raise BadSettings("-k", f"must be at least 1 hit, got {args.k}")
     index = ShardedEvidenceIndex(args.index, doc_first=not args.passages, query_adapter=not args.no_query_adapter)
-    allowed = set(args.paper) if args.paper else None
+    allowed = _paper_keys(index, args.paper) if args.paper else None
     hits = index.search(args.query, args.k, allowed=allowed)
     if args.json:
         print(json.dumps([{"rank": r, "score": round(h.score, 6), "paper": h.passage.paper, "page": h.passage.page,

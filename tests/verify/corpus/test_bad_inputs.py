@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -39,3 +40,45 @@ def test_a_damaged_passage_shard_is_one_line_naming_the_shard(built, tmp_path, c
     rc = main(["index", "search", str(idx), "white matter in preterm infants", "-k", "3", "--json"])
     err = capsys.readouterr().err.strip()
     assert rc == 2 and "\n" not in err and str(shard) in err and "unreadable passage shard" in err
+
+
+def _search(capsys, idx: Path, *args: str) -> tuple[int, str, str]:
+    capsys.readouterr()
+    rc = main(["-q", "index", "search", str(idx), *args])
+    got = capsys.readouterr()
+    return rc, got.out, " ".join(got.err.split())
+
+
+@pytest.mark.parametrize("query", ["", "   "])
+def test_an_empty_query_is_refused(built, capsys, query):
+    rc, out, err = _search(capsys, built, query, "--json")
+    assert rc == 2 and not out and "empty query" in err
+
+
+@pytest.mark.parametrize("k", ["0", "-3"])
+def test_k_below_one_is_refused(built, capsys, k):
+    rc, out, err = _search(capsys, built, "white matter", "-k", k, "--json")
+    assert rc == 2 and not out and "-k" in err and "at least 1" in err
+
+
+def test_a_paper_key_the_index_does_not_hold_is_named(built, capsys):
+    rc, out, err = _search(capsys, built, "white matter", "--paper", "scifact:4983", "--paper", "scifact:99999999",
+                           "--json")
+    assert rc == 2 and not out and "scifact:99999999" in err and "not in the index" in err
+
+
+def test_a_paper_given_without_version_takes_every_version_held(tmp_path, capsys):
+    from claimscope.types import Passage
+
+    rows = [Passage(paper=f"2005.13013v{v}", arxiv_id="2005.13013", version=v, page=1, start=0, end=40,
+                    text=f"Intermediate-task training on {n} tasks helps XLM-R.")
+            for v, n in ((1, "seven"), (2, "nine"))]
+    rows.append(Passage(paper="2101.00001v1", arxiv_id="2101.00001", version=1, page=1, start=0, end=20,
+                        text="Intermediate tasks are unrelated here."))
+    corpus = tmp_path / "passages.jsonl"
+    corpus.write_text("".join(p.model_dump_json() + "\n" for p in rows))
+    idx = tmp_path / "idx"
+    assert main(["-q", "index", "build", str(corpus), "--out", str(idx), "--embedder", "hash"]) == 0
+    rc, out, _ = _search(capsys, idx, "intermediate tasks", "--paper", "2005.13013", "--json")
+    assert rc == 0
+    assert sorted(h["paper"] for h in json.loads(out)) == ["2005.13013v1", "2005.13013v2"]
