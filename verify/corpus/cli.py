@@ -127,6 +127,10 @@ def _verify(args: argparse.Namespace) -> int:
         from claimscope.verify.scifact import read_claims as read_scifact_claims
 
         claims = read_scifact_claims(args.claims)
+        if not claims:  # as read_claims says for the other formats
+            from claimscope.errors import BadClaimsFile
+
+            raise BadClaimsFile(str(args.claims), "no claims found")
     else:
         claims = read_claims(args.claims, fmt, max_claims=settings.verify.max_claims).claims
     verdicts = verify_against_index(args.index, claims, settings.verify, batch=args.batch,

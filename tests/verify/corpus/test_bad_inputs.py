@@ -82,3 +82,14 @@ def test_a_paper_given_without_version_takes_every_version_held(tmp_path, capsys
     rc, out, _ = _search(capsys, idx, "intermediate tasks", "--paper", "2005.13013", "--json")
     assert rc == 0
     assert sorted(h["paper"] for h in json.loads(out)) == ["2005.13013v1", "2005.13013v2"]
+
+
+def test_index_verify_with_an_empty_scifact_claims_file_is_an_error_like_other_formats(built, tmp_path, capsys):
+    claims = tmp_path / "claims.jsonl"
+    claims.write_text("\n")
+    out = tmp_path / "verdicts.jsonl"
+    capsys.readouterr()
+    rc = main(["-q", "index", "verify", str(built), "--claims", str(claims), "--out", str(out), "--format", "scifact",
+               "--stance-model", "lexical"])
+    err = " ".join(capsys.readouterr().err.split())
+    assert rc == 2 and f"{claims}: no claims found" in err and not out.exists()
