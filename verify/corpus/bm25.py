@@ -28,20 +28,34 @@ PAPERS = "papers"  # BM25_DIR/part-XXXXX/papers/: BM25 over each paper's merged 
 PAPER_KEYS = "paper_keys.json"  # the papers of that index, in its document order
 
 
+def _bm25_index(texts: Sequence[str], **params: float) -> Any:
+    """A bm25s index of texts with verify.index's tokens. A shard with no word left after stopwords (a tail shard
+    of 'It is.') gets a one-word vocabulary that no query can hold, since bm25s cannot index an empty one (every
+    length 0: its 0/0 length norm is never used)."""
+    import bm25s
+
+    tokens = _tokenize(texts)
+    index = bm25s.BM25(**params)
+    if tokens.vocab:
+        index.index(tokens, show_progress=False)
+    else:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            index.index(type(tokens)(ids=tokens.ids, vocab={"\x00": 0}), show_progress=False)
+    return index
+
+
 def bm25_shard_dir(index_dir: Path, passage_shard: Path) -> Path:
     return Path(index_dir) / BM25_DIR / Path(passage_shard).stem
 
 
 def build_shard_bm25(passage_shard: Path, out_dir: Path) -> bool:
     """Index one passage shard into out_dir (temp folder, then renamed). Returns False when it was already there."""
-    import bm25s
 
     out_dir = Path(out_dir)
     if (out_dir / DONE).exists():
         return False
     texts = read_passage_shard(passage_shard, ["text"]).column("text").to_pylist()
-    index = bm25s.BM25()
-    index.index(_tokenize(texts), show_progress=False)
+    index = _bm25_index(texts)
     tmp = out_dir.with_name(f".{out_dir.name}.{os.getpid()}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     index.save(str(tmp), show_progress=False)
@@ -55,7 +69,6 @@ def paper_bm25(passage_shard: Path) -> tuple[Any, list[str]]:
     """BM25 over the merged text of each paper's passages in one shard (verify.docrank.merged_text: overlapping
     windows counted once), docrank's k1 and b: the lexical signal of the document ranking. A paper cut by a shard
     boundary has a part in each shard (its scores are summed)."""
-    import bm25s
 
     from claimscope.verify.corpus.shards import table_passages
     from claimscope.verify.docrank import DocParams, merged_text
@@ -65,8 +78,7 @@ def paper_bm25(passage_shard: Path) -> tuple[Any, list[str]]:
         by_paper.setdefault(p.paper, []).append(p)
     papers = list(by_paper)
     params = DocParams()
-    index = bm25s.BM25(k1=params.k1, b=params.b)
-    index.index(_tokenize([merged_text(by_paper[k]) for k in papers]), show_progress=False)
+    index = _bm25_index([merged_text(by_paper[k]) for k in papers], k1=params.k1, b=params.b)
     return index, papers
 
 

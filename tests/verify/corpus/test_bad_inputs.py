@@ -93,3 +93,18 @@ def test_index_verify_with_an_empty_scifact_claims_file_is_an_error_like_other_f
                "--stance-model", "lexical"])
     err = " ".join(capsys.readouterr().err.split())
     assert rc == 2 and f"{claims}: no claims found" in err and not out.exists()
+
+
+def test_a_shard_with_no_indexable_word_is_built_and_searched(tmp_path, capsys):
+    """A tail shard holding only stopwords ('It is.') has an empty BM25 vocabulary; bm25s cannot index that."""
+    corpus = tmp_path / "corpus.jsonl"
+    rows = SAMPLE.read_text().splitlines()[:2]
+    first = sum(len(json.loads(r)["abstract"]) for r in rows)
+    corpus.write_text("\n".join([*rows, json.dumps({"doc_id": 5, "title": "", "abstract": ["It is."]})]) + "\n")
+    idx = tmp_path / "idx"
+    assert main(["-q", "index", "build", str(corpus), "--out", str(idx), "--embedder", "hash",
+                 "--shard-size", str(first)]) == 0
+    rc, out, _ = _search(capsys, idx, "it is", "-k", "50", "--passages", "--json")
+    assert rc == 0 and "It is." in {h["text"] for h in json.loads(out)}
+    rc, out, _ = _search(capsys, idx, "white matter", "-k", "3", "--json")
+    assert rc == 0 and len(json.loads(out)) == 3
