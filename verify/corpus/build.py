@@ -104,6 +104,9 @@ def build_index(corpus: Path, out: Path, *, engine: Engine, encoder: EncoderSpec
     if shard_size < 1:
         raise BadSettings("--shard-size", f"must be at least 1 passage per shard, got {shard_size}")
     out = Path(out)
+    other = _not_a_corpus_index(out)
+    if other:
+        raise BadRunDir(str(out), f"{other}; choose another --out")
     out.mkdir(parents=True, exist_ok=True)
     sweep_stale_temps(out)
     source = CorpusSource(Path(corpus), window=window)
@@ -212,12 +215,34 @@ def build_index(corpus: Path, out: Path, *, engine: Engine, encoder: EncoderSpec
     return manifest
 
 
+def _not_a_corpus_index(folder: Path) -> str | None:
+    """How `folder` is something else than a corpus index, or None (a corpus index, a damaged one, or nothing): a run's
+    evidence index (claimscope run / verify-scifact --index-dir) has its own manifest.json, a run folder run.json."""
+    import json
+
+    folder = Path(folder)
+    if (folder / "run.json").exists():
+        return "is a claimscope run folder, not a corpus index"
+    try:
+        data = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if isinstance(data, dict) and "shards" not in data and "source_kind" not in data:
+        if "passage_ids" in data:
+            return "holds a run's evidence index (claimscope run, verify-scifact --index-dir), not a corpus index"
+        return "holds a manifest.json that is not a corpus index's"
+    return None
+
+
 def load_manifest(index_dir: Path) -> CorpusIndexManifest:
     from claimscope.rundir import read_json
 
     path = Path(index_dir) / MANIFEST
     if not path.exists():
         raise BadRunDir(str(path), "missing; build the index first (claimscope index build CORPUS --out DIR)")
+    other = _not_a_corpus_index(Path(index_dir))
+    if other:
+        raise BadRunDir(str(index_dir), f"{other}; build one with claimscope index build CORPUS --out DIR")
     return read_json(path, CorpusIndexManifest)
 
 

@@ -108,3 +108,29 @@ def test_a_shard_with_no_indexable_word_is_built_and_searched(tmp_path, capsys):
     assert rc == 0 and "It is." in {h["text"] for h in json.loads(out)}
     rc, out, _ = _search(capsys, idx, "white matter", "-k", "3", "--json")
     assert rc == 0 and len(json.loads(out)) == 3
+
+
+def _run_index(folder: Path) -> Path:
+    """The evidence index a run (or verify-scifact --index-dir) writes: its own manifest.json."""
+    from claimscope.verify.index import EvidenceIndex
+    from claimscope.verify.scifact import corpus_passages, read_corpus
+
+    passages = corpus_passages(read_corpus(SAMPLE))[:5]
+    EvidenceIndex.build(passages, model_name="bundled:all-MiniLM-L6-v2").save(folder)
+    return folder
+
+
+def test_search_on_a_runs_evidence_index_says_it_is_not_a_corpus_index(tmp_path, capsys):
+    folder = _run_index(tmp_path / "run" / "index")
+    rc, out, err = _search(capsys, folder, "white matter")
+    assert rc == 2 and not out and f"{folder}" in err and "not a corpus index" in err and "validation" not in err
+
+
+def test_build_into_another_commands_index_refuses_and_leaves_it_alone(tmp_path, capsys):
+    folder = _run_index(tmp_path / "run" / "index")
+    before = (folder / "manifest.json").read_bytes()
+    capsys.readouterr()
+    rc = main(["-q", "index", "build", str(SAMPLE), "--out", str(folder), "--embedder", "hash"])
+    err = " ".join(capsys.readouterr().err.split())
+    assert rc == 2 and "not a corpus index" in err and "another --out" in err
+    assert (folder / "manifest.json").read_bytes() == before and not (folder / "passages").exists()
