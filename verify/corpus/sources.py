@@ -26,6 +26,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from claimscope.errors import ClaimscopeError
 from claimscope.rundir import sha256_file
 from claimscope.settings import RetrieveSettings
@@ -114,7 +116,11 @@ class CorpusSource:
                 sents = [str(s) for s in row["abstract"]]
                 key = f"scifact:{int(row['doc_id'])}"
                 title = str(row.get("title") or "").strip() or None
-            except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+            except json.JSONDecodeError as e:
+                raise BadCorpus(f"{self.path}:{n}", f"not a SciFact corpus row: not JSON: {e.msg}") from e
+            except KeyError as e:
+                raise BadCorpus(f"{self.path}:{n}", f"not a SciFact corpus row: missing field {e}") from e
+            except (TypeError, ValueError) as e:
                 raise BadCorpus(f"{self.path}:{n}", f"not a SciFact corpus row: {type(e).__name__}: {e}") from e
             yield doc, [passage_row(p, title) for p in sentence_windows(key, sents, self.window)]
 
@@ -122,8 +128,8 @@ class CorpusSource:
         for doc, n, line in self._lines(start):
             try:
                 p = Passage.model_validate_json(line)
-            except ValueError as e:
-                raise BadCorpus(f"{self.path}:{n}", f"not a passage: {str(e).splitlines()[0]}") from e
+            except ValidationError as e:
+                raise BadCorpus(f"{self.path}:{n}", f"not a passage: {_first_problem(e)}") from e
             yield doc, [passage_row(p)]
 
     # ---- folder of papers -------------------------------------------------------------------------------------
@@ -157,6 +163,17 @@ class CorpusSource:
                 continue
             title = str(parsed.meta.get("title") or "").strip() or None
             yield doc, [passage_row(p, title) for p in passages]
+
+
+def _first_problem(e: ValidationError) -> str:
+    """A pydantic error as a user reads it: "missing field 'text'", "not JSON: ...", "page: Input should be ..."."""
+    err = e.errors()[0]
+    where = ".".join(str(x) for x in err.get("loc", ()))
+    if err["type"] == "json_invalid":
+        return f"not JSON: {err['msg']}"
+    if err["type"] == "missing":
+        return f"missing field {where!r}"
+    return f"{where}: {err['msg']}" if where else err["msg"]
 
 
 def sentence_windows(key: str, sentences: list[str], window: int = 1) -> list[Passage]:

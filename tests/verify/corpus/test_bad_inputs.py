@@ -134,3 +134,34 @@ def test_build_into_another_commands_index_refuses_and_leaves_it_alone(tmp_path,
     err = " ".join(capsys.readouterr().err.split())
     assert rc == 2 and "not a corpus index" in err and "another --out" in err
     assert (folder / "manifest.json").read_bytes() == before and not (folder / "passages").exists()
+
+
+def _build_error(tmp_path, capsys, corpus: Path) -> str:
+    capsys.readouterr()
+    rc = main(["-q", "index", "build", str(corpus), "--out", str(tmp_path / "idx"), "--embedder", "hash"])
+    err = " ".join(capsys.readouterr().err.split())
+    assert rc == 2
+    return err
+
+
+def test_a_corpus_row_missing_a_field_names_the_field(tmp_path, capsys):
+    rows = [json.loads(line) for line in SAMPLE.read_text().splitlines()[:3]]
+    del rows[1]["abstract"]
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert f"{corpus}:2: not a SciFact corpus row: missing field 'abstract'" in _build_error(tmp_path, capsys, corpus)
+    corpus.write_text("\n".join([json.dumps(rows[0]), "{oops"]) + "\n")
+    assert f"{corpus}:2: not a SciFact corpus row: not JSON" in _build_error(tmp_path, capsys, corpus)
+
+
+def test_a_passage_row_missing_a_field_names_the_field(tmp_path, capsys):
+    from claimscope.types import Passage
+
+    rows = [json.loads(Passage(paper="2005.13013v1", page=p, start=0, end=10, text=f"Page {p} text.").model_dump_json())
+            for p in (1, 2, 3)]
+    del rows[2]["text"]
+    corpus = tmp_path / "passages.jsonl"
+    corpus.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert f"{corpus}:3: not a passage: missing field 'text'" in _build_error(tmp_path, capsys, corpus)
+    corpus.write_text("\n".join([json.dumps(rows[0]), "{oops"]) + "\n")
+    assert f"{corpus}:2: not a passage: not JSON" in _build_error(tmp_path, capsys, corpus)
