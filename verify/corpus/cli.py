@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,7 +16,28 @@ logger = logging.getLogger(__name__)
 
 
 def _gib(text: str) -> int:
-    return int(float(text) * 2**30)
+    try:
+        gib = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of GiB: {text!r}") from None
+    if gib <= 0:
+        raise argparse.ArgumentTypeError(f"must be above 0 GiB, got {text}")
+    return int(gib * 2**30)
+
+
+def _at_least(low: int) -> Callable[[str], int]:
+    """An argparse type: a whole number not below `low`."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+        return value
+
+    return parse
 
 
 def _build(args: argparse.Namespace) -> int:
@@ -45,7 +67,7 @@ def _build(args: argparse.Namespace) -> int:
 
         tune = [c.text for c in read_claims(args.tune_queries).claims]
     manifest = build_index(args.corpus, args.out, engine=engine, encoder=encoder, shard_size=args.shard_size,
-                           ann=args.ann, exact_max=args.exact_max, memory_budget=_gib(args.ann_memory),
+                           ann=args.ann, exact_max=args.exact_max, memory_budget=args.ann_memory,
                            window=args.window, workers=args.workers or 1, tune_queries=tune,
                            progress=progress)
     st = manifest.stats
@@ -87,8 +109,6 @@ def _search(args: argparse.Namespace) -> int:
 
     if not args.query.strip():
         raise BadSettings("query", "empty query; give the words to search for")
-    if args.k < 1:
-        raise BadSettings("-k", f"must be at least 1 hit, got {args.k}")
     index = ShardedEvidenceIndex(args.index, doc_first=not args.passages, query_adapter=not args.no_query_adapter)
     allowed = _paper_keys(index, args.paper) if args.paper else None
     hits = index.search(args.query, args.k, allowed=allowed)
@@ -155,15 +175,16 @@ def register(sub: argparse._SubParsersAction) -> None:
                                     "(PDF/text/Markdown/HTML). Rerunning after an interruption skips finished shards.")
     b.add_argument("corpus", type=Path, metavar="CORPUS")
     b.add_argument("--out", type=Path, required=True, metavar="INDEX_DIR", help="index folder (created if missing)")
-    b.add_argument("--workers", type=int, default=None,
+    b.add_argument("--workers", type=_at_least(1), default=None,
                    help="encoder processes (local; default 1), or encoder actors (ray) when --ray-actors is not given")
     b.add_argument("--engine", choices=["local", "ray"], default="local", help="where embeddings are computed")
-    b.add_argument("--shard-size", type=int, default=50_000, help="passages per shard (bounds build memory)")
+    b.add_argument("--shard-size", type=_at_least(1), default=50_000, help="passages per shard (bounds build memory)")
     b.add_argument("--ann", choices=["auto", "flat", "ivf", "hnsw", "ivfpq"], default="auto",
                    help="dense index: auto = exact up to --exact-max passages, then IVF-Flat, IVF-PQ when IVF-Flat "
                         "would exceed --ann-memory")
-    b.add_argument("--exact-max", type=int, default=100_000, help="largest corpus searched exactly (auto)")
-    b.add_argument("--ann-memory", default="2", metavar="GIB", help="memory budget of the dense index in GiB (auto)")
+    b.add_argument("--exact-max", type=_at_least(0), default=100_000, help="largest corpus searched exactly (auto)")
+    b.add_argument("--ann-memory", type=_gib, default="2", metavar="GIB",
+                   help="memory budget of the dense index in GiB (auto)")
     b.add_argument("--tune-queries", type=Path, default=None, metavar="CLAIMS",
                    help="claims file whose claims measure the ANN recall and tune its probes (default: pseudo-queries, "
                         "the first words of sampled passages)")
@@ -171,20 +192,20 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="sentence-transformers model name/path, or 'hash' (no model; for scale tests only)")
     b.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto", help="encoder inference dtype")
     b.add_argument("--dtype", choices=["float16", "float32"], default="float16", help="stored embedding dtype")
-    b.add_argument("--batch-size", type=int, default=64, help="passages per encoder forward pass")
-    b.add_argument("--threads", type=int, default=1, help="torch threads per encoder (scale with --workers)")
+    b.add_argument("--batch-size", type=_at_least(1), default=64, help="passages per encoder forward pass")
+    b.add_argument("--threads", type=_at_least(1), default=1, help="torch threads per encoder (scale with --workers)")
     b.add_argument("--device", default=None,
                    help="encoder device (default cpu; cuda with --ray-gpus-per-actor)")
-    b.add_argument("--window", type=int, default=None,
+    b.add_argument("--window", type=_at_least(1), default=None,
                    help="sentences per passage (default: 1 for a SciFact corpus, else retrieve.window_sentences)")
     b.add_argument("--ray-address", default=None,
                    help="--engine ray: 'auto' (a cluster started here with `ray start`), HOST:6379 or "
                         "ray://HOST:10001 to join a cluster (default: $RAY_ADDRESS, else start a local Ray)")
-    b.add_argument("--ray-num-cpus", "--num-cpus", dest="num_cpus", type=int, default=None,
+    b.add_argument("--ray-num-cpus", "--num-cpus", dest="num_cpus", type=_at_least(1), default=None,
                    help="--engine ray: CPUs of the local Ray it starts (default all)")
     b.add_argument("--ray-gpus-per-actor", "--num-gpus", dest="num_gpus", type=float, default=None,
                    help="--engine ray: GPUs per encoder actor (1, or 0.5 for two per GPU); the encoder runs on cuda")
-    b.add_argument("--ray-actors", "--actors", dest="actors", type=int, default=None,
+    b.add_argument("--ray-actors", "--actors", dest="actors", type=_at_least(1), default=None,
                    help="--engine ray: encoder actors (default: --workers, else as many as the cluster's CPUs at "
                         "--threads each, or its GPUs at --ray-gpus-per-actor each)")
     b.add_argument("--progress", action="store_true", help="show progress bars even when not on a terminal")
@@ -193,7 +214,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     s = isub.add_parser("search", help="search a corpus index")
     s.add_argument("index", type=Path, metavar="INDEX_DIR")
     s.add_argument("query")
-    s.add_argument("-k", type=int, default=10, help="hits to show")
+    s.add_argument("-k", type=_at_least(1), default=10, help="hits to show")
     s.add_argument("--paper", action="append", default=None, metavar="KEY",
                    help="only passages of this paper key (repeatable), e.g. 2005.13013v2 or scifact:4983")
     s.add_argument("--json", action="store_true", help="print the hits as JSON")
@@ -208,6 +229,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     v.add_argument("--claims", type=Path, required=True, help="claims file: report, .json, .csv or SciFact .jsonl")
     v.add_argument("--format", choices=["report", "json", "csv", "scifact"], default=None)
     v.add_argument("--out", type=Path, required=True, help="verdicts JSONL to write")
-    v.add_argument("--batch", type=int, default=128, help="claims searched and scored together")
+    v.add_argument("--batch", type=_at_least(1), default=128, help="claims searched and scored together")
     add_settings_args(v)  # --no-query-adapter: open claims rank the candidate papers with the base claim vector
     v.set_defaults(handler=_verify)

@@ -22,13 +22,37 @@ def built(tmp_path_factory) -> Path:
     return out
 
 
-@pytest.mark.parametrize("size", ["0", "-5"])
-def test_shard_size_below_one_is_refused_before_anything_is_written(tmp_path, capsys, size):
+def _main(argv: list[str]) -> int:
+    """main(), with argparse's exit for a bad option as its return code."""
+    try:
+        return main(argv)
+    except SystemExit as e:
+        return int(e.code)
+
+
+@pytest.mark.parametrize(("option", "value", "says"), [
+    ("--shard-size", "0", "at least 1"), ("--shard-size", "-5", "at least 1"), ("--workers", "0", "at least 1"),
+    ("--batch-size", "0", "at least 1"), ("--threads", "0", "at least 1"), ("--window", "0", "at least 1"),
+    ("--window", "-2", "at least 1"), ("--exact-max", "-1", "at least 0"), ("--ann-memory", "abc", "not a number"),
+    ("--ann-memory", "0", "above 0"), ("--shard-size", "5k", "not a whole number"),
+])
+def test_a_bad_build_option_is_refused_before_anything_is_written(tmp_path, capsys, option, value, says):
     out = tmp_path / "idx"
-    rc = main(["-q", "index", "build", str(SAMPLE), "--out", str(out), "--embedder", "hash", "--shard-size", size])
-    err = capsys.readouterr().err.strip()
-    assert rc == 2 and "\n" not in err and "--shard-size" in err and "at least 1" in err
-    assert not out.exists()
+    rc = _main(["-q", "index", "build", str(SAMPLE), "--out", str(out), "--embedder", "hash", option, value])
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert rc == 2 and option in err and says in err and not out.exists()
+
+
+def test_build_index_refuses_a_shard_size_below_one(tmp_path):
+    from claimscope.errors import BadSettings
+    from claimscope.types import EncoderSpec
+    from claimscope.verify.corpus.build import build_index
+    from claimscope.verify.corpus.engines import get_engine
+
+    with pytest.raises(BadSettings, match="at least 1"):
+        build_index(SAMPLE, tmp_path / "idx", engine=get_engine("local", workers=1, progress=False),
+                    encoder=EncoderSpec(model="hash"), shard_size=0)
+    assert not (tmp_path / "idx").exists()
 
 
 def test_a_damaged_passage_shard_is_one_line_naming_the_shard(built, tmp_path, capsys):
@@ -57,8 +81,16 @@ def test_an_empty_query_is_refused(built, capsys, query):
 
 @pytest.mark.parametrize("k", ["0", "-3"])
 def test_k_below_one_is_refused(built, capsys, k):
-    rc, out, err = _search(capsys, built, "white matter", "-k", k, "--json")
-    assert rc == 2 and not out and "-k" in err and "at least 1" in err
+    capsys.readouterr()
+    rc = _main(["-q", "index", "search", str(built), "white matter", "-k", k, "--json"])
+    got = capsys.readouterr()
+    assert rc == 2 and not got.out and "argument -k: must be at least 1" in got.err
+
+
+def test_index_verify_batch_below_one_is_refused(built, tmp_path, capsys):
+    rc = _main(["-q", "index", "verify", str(built), "--claims", str(FIXTURES / "scifact_claims_sample.jsonl"),
+                "--out", str(tmp_path / "v.jsonl"), "--batch", "0"])
+    assert rc == 2 and "argument --batch: must be at least 1" in capsys.readouterr().err
 
 
 def test_a_paper_key_the_index_does_not_hold_is_named(built, capsys):
