@@ -11,6 +11,8 @@ logger = logging.getLogger(__name__)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from claimscope.verify.corpus.cli import at_least
+
     ev = subparsers.add_parser("eval", help="score predictions against a benchmark's gold labels")
     ev_sub = ev.add_subparsers(dest="benchmark", metavar="BENCHMARK", required=True)
     p = ev_sub.add_parser("scifact", help="SciFact official metrics (abstract and sentence level) + retrieval recall")
@@ -29,10 +31,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     v.add_argument("--index-dir", type=Path, default=None,
                    help="persist the hybrid sentence index here (default: built in memory)")
     v.add_argument("--embedding-model", default="bundled:all-MiniLM-L6-v2", help="for --index-dir")
-    v.add_argument("--top-docs", type=int, default=3,
+    v.add_argument("--top-docs", type=at_least(1), default=3,
                    help="abstracts retrieved per claim with open retrieval; only those the fitted rule can label "
                         "(aggregator.json scifact.open.rule.max_rank) are scored")
-    v.add_argument("--top-k", type=int, default=8, help="sentences of each abstract scored (verify.top_k)")
+    v.add_argument("--top-k", type=at_least(1), default=8, help="sentences of each abstract scored (verify.top_k)")
     v.add_argument("--device", default=None)
     v.set_defaults(handler=verify_scifact)
 

@@ -63,3 +63,13 @@ def test_oracle_claims_citing_docs_absent_from_the_corpus_are_said(tmp_path, cap
     assert rc == 0 and [json.loads(x)["id"] for x in out.read_text().splitlines()] == [1, 2, 3]
     said = " ".join((stdout + err).split())
     assert "1 of 3 claims cite doc ids not in" in said and "[99]" in said
+
+
+@pytest.mark.parametrize("option", ["--top-docs", "--top-k"])
+def test_a_count_option_below_one_is_refused(tmp_path, capsys, option):
+    corpus = _write(tmp_path / "corpus.jsonl", CORPUS)
+    claims = _write(tmp_path / "claims.jsonl", CLAIMS)
+    with pytest.raises(SystemExit) as e:
+        main(["-q", "verify-scifact", "--corpus", str(corpus), "--claims", str(claims), "--out",
+              str(tmp_path / "p.jsonl"), option, "0"])
+    assert e.value.code == 2 and f"argument {option}: must be at least 1, got 0" in capsys.readouterr().err

@@ -25,7 +25,7 @@ def _gib(text: str) -> int:
     return int(gib * 2**30)
 
 
-def _at_least(low: int) -> Callable[[str], int]:
+def at_least(low: int) -> Callable[[str], int]:
     """An argparse type: a whole number not below `low`."""
 
     def parse(text: str) -> int:
@@ -175,14 +175,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                                     "(PDF/text/Markdown/HTML). Rerunning after an interruption skips finished shards.")
     b.add_argument("corpus", type=Path, metavar="CORPUS")
     b.add_argument("--out", type=Path, required=True, metavar="INDEX_DIR", help="index folder (created if missing)")
-    b.add_argument("--workers", type=_at_least(1), default=None,
+    b.add_argument("--workers", type=at_least(1), default=None,
                    help="encoder processes (local; default 1), or encoder actors (ray) when --ray-actors is not given")
     b.add_argument("--engine", choices=["local", "ray"], default="local", help="where embeddings are computed")
-    b.add_argument("--shard-size", type=_at_least(1), default=50_000, help="passages per shard (bounds build memory)")
+    b.add_argument("--shard-size", type=at_least(1), default=50_000, help="passages per shard (bounds build memory)")
     b.add_argument("--ann", choices=["auto", "flat", "ivf", "hnsw", "ivfpq"], default="auto",
                    help="dense index: auto = exact up to --exact-max passages, then IVF-Flat, IVF-PQ when IVF-Flat "
                         "would exceed --ann-memory")
-    b.add_argument("--exact-max", type=_at_least(0), default=100_000, help="largest corpus searched exactly (auto)")
+    b.add_argument("--exact-max", type=at_least(0), default=100_000, help="largest corpus searched exactly (auto)")
     b.add_argument("--ann-memory", type=_gib, default="2", metavar="GIB",
                    help="memory budget of the dense index in GiB (auto)")
     b.add_argument("--tune-queries", type=Path, default=None, metavar="CLAIMS",
@@ -192,20 +192,20 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="sentence-transformers model name/path, or 'hash' (no model; for scale tests only)")
     b.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto", help="encoder inference dtype")
     b.add_argument("--dtype", choices=["float16", "float32"], default="float16", help="stored embedding dtype")
-    b.add_argument("--batch-size", type=_at_least(1), default=64, help="passages per encoder forward pass")
-    b.add_argument("--threads", type=_at_least(1), default=1, help="torch threads per encoder (scale with --workers)")
+    b.add_argument("--batch-size", type=at_least(1), default=64, help="passages per encoder forward pass")
+    b.add_argument("--threads", type=at_least(1), default=1, help="torch threads per encoder (scale with --workers)")
     b.add_argument("--device", default=None,
                    help="encoder device (default cpu; cuda with --ray-gpus-per-actor)")
-    b.add_argument("--window", type=_at_least(1), default=None,
+    b.add_argument("--window", type=at_least(1), default=None,
                    help="sentences per passage (default: 1 for a SciFact corpus, else retrieve.window_sentences)")
     b.add_argument("--ray-address", default=None,
                    help="--engine ray: 'auto' (a cluster started here with `ray start`), HOST:6379 or "
                         "ray://HOST:10001 to join a cluster (default: $RAY_ADDRESS, else start a local Ray)")
-    b.add_argument("--ray-num-cpus", "--num-cpus", dest="num_cpus", type=_at_least(1), default=None,
+    b.add_argument("--ray-num-cpus", "--num-cpus", dest="num_cpus", type=at_least(1), default=None,
                    help="--engine ray: CPUs of the local Ray it starts (default all)")
     b.add_argument("--ray-gpus-per-actor", "--num-gpus", dest="num_gpus", type=float, default=None,
                    help="--engine ray: GPUs per encoder actor (1, or 0.5 for two per GPU); the encoder runs on cuda")
-    b.add_argument("--ray-actors", "--actors", dest="actors", type=_at_least(1), default=None,
+    b.add_argument("--ray-actors", "--actors", dest="actors", type=at_least(1), default=None,
                    help="--engine ray: encoder actors (default: --workers, else as many as the cluster's CPUs at "
                         "--threads each, or its GPUs at --ray-gpus-per-actor each)")
     b.add_argument("--progress", action="store_true", help="show progress bars even when not on a terminal")
@@ -214,7 +214,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     s = isub.add_parser("search", help="search a corpus index")
     s.add_argument("index", type=Path, metavar="INDEX_DIR")
     s.add_argument("query")
-    s.add_argument("-k", type=_at_least(1), default=10, help="hits to show")
+    s.add_argument("-k", type=at_least(1), default=10, help="hits to show")
     s.add_argument("--paper", action="append", default=None, metavar="KEY",
                    help="only passages of this paper key (repeatable), e.g. 2005.13013v2 or scifact:4983")
     s.add_argument("--json", action="store_true", help="print the hits as JSON")
@@ -229,6 +229,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     v.add_argument("--claims", type=Path, required=True, help="claims file: report, .json, .csv or SciFact .jsonl")
     v.add_argument("--format", choices=["report", "json", "csv", "scifact"], default=None)
     v.add_argument("--out", type=Path, required=True, help="verdicts JSONL to write")
-    v.add_argument("--batch", type=_at_least(1), default=128, help="claims searched and scored together")
+    v.add_argument("--batch", type=at_least(1), default=128, help="claims searched and scored together")
     add_settings_args(v)  # --no-query-adapter: open claims rank the candidate papers with the base claim vector
     v.set_defaults(handler=_verify)
