@@ -28,7 +28,7 @@ from claimscope.verify.corpus.ann import (
     build_ann,
     choose_kind,
 )
-from claimscope.verify.corpus.bm25 import bm25_shard_dir, build_shard_bm25
+from claimscope.verify.corpus.bm25 import BM25_DIR, bm25_shard_dir, build_shard_bm25
 from claimscope.verify.corpus.engines import Engine, PassageProgress, pending_shards
 from claimscope.verify.corpus.shards import (
     EMBEDDINGS,
@@ -136,6 +136,7 @@ def build_index(corpus: Path, out: Path, *, engine: Engine, encoder: EncoderSpec
     total = sum(rows)
     if total == 0:
         raise BadRunDir(str(corpus), "no passages in the corpus")
+    _drop_shards_beyond(out, {Path(p).stem for p in shard_paths})
     secs = time.perf_counter() - t0
     phase_done("ingest", t0, rss, passages=total, written=written,
                passages_per_s=round(written / secs, 1) if written else 0.0)
@@ -232,6 +233,20 @@ def _not_a_corpus_index(folder: Path) -> str | None:
             return "holds a run's evidence index (claimscope run, verify-scifact --index-dir), not a corpus index"
         return "holds a manifest.json that is not a corpus index's"
     return None
+
+
+def _drop_shards_beyond(out: Path, kept: set[str]) -> None:
+    """Remove the embedding and BM25 shards of passage shards this build no longer has (an earlier build of a larger
+    corpus in the same folder left them; they took disk and counted in index_bytes)."""
+    stale = [f for f in (out / EMBEDDINGS).glob("part-*.npy") if f.stem not in kept]
+    stale += [d for d in (out / BM25_DIR).glob("part-*") if d.name not in kept]
+    for f in stale:
+        if f.is_dir():
+            shutil.rmtree(f, ignore_errors=True)
+        else:
+            f.unlink(missing_ok=True)
+    if stale:
+        logger.info("removed %d embedding/BM25 shards of an earlier, larger build", len(stale))
 
 
 def load_manifest(index_dir: Path) -> CorpusIndexManifest:

@@ -197,3 +197,19 @@ def test_a_passage_row_missing_a_field_names_the_field(tmp_path, capsys):
     assert f"{corpus}:3: not a passage: missing field 'text'" in _build_error(tmp_path, capsys, corpus)
     corpus.write_text("\n".join([json.dumps(rows[0]), "{oops"]) + "\n")
     assert f"{corpus}:2: not a passage: not JSON" in _build_error(tmp_path, capsys, corpus)
+
+
+def test_rebuilding_with_a_smaller_corpus_drops_the_shards_it_no_longer_has(built, tmp_path):
+    from claimscope.verify.corpus.build import load_manifest
+
+    idx = tmp_path / "idx"
+    shutil.copytree(built, idx)  # 3 shards of 200
+    small = tmp_path / "small.jsonl"
+    small.write_text("\n".join(SAMPLE.read_text().splitlines()[:3]) + "\n")
+    assert main(["-q", "index", "build", str(small), "--out", str(idx), "--embedder", "hash",
+                 "--shard-size", "200"]) == 0
+    m = load_manifest(idx)
+    assert len(m.shards) == 1
+    assert sorted(p.name for p in (idx / "embeddings").glob("part-*")) == ["part-00000.npy"]
+    assert sorted(p.name for p in (idx / "bm25").iterdir()) == ["part-00000"]
+    assert m.stats["index_bytes"] < load_manifest(built).stats["index_bytes"]
