@@ -48,6 +48,9 @@ def eval_scifact(args: argparse.Namespace) -> int:
     for path, rows, what in ((args.gold, gold, "gold claims"), (args.pred, pred, "predictions")):
         if not rows:
             raise sf.BadSciFactFile(str(path), f"empty file: no {what}")
+    if not any("evidence" in g for g in gold):
+        raise sf.BadSciFactFile(str(args.gold), "no gold labels: no claim has an 'evidence' field (SciFact's "
+                                                "claims_test.jsonl is unlabelled; score against claims_dev.jsonl)")
     gold_ids = {int(g["id"]) for g in gold}
     unknown = sorted({int(p["id"]) for p in pred} - gold_ids)
     if unknown:

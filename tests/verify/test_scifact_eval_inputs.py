@@ -69,3 +69,11 @@ def test_gold_claims_without_a_prediction_are_scored_as_empty_and_said(tmp_path,
     assert rc == 0 and "abstract_label_only_recall           0.5000" in out
     said = " ".join((out + err).split())
     assert "1 of 2 gold claims have no prediction" in said
+
+
+def test_a_gold_file_without_labels_is_refused(tmp_path, capsys):
+    """SciFact's claims_test.jsonl has no evidence field: scoring against it gave a table of zeros."""
+    gold = _write(tmp_path / "claims_test.jsonl", [{"id": g["id"], "claim": g["claim"]} for g in GOLD])
+    pred = _write(tmp_path / "pred.jsonl", PRED)
+    rc, out, err = _eval(pred, gold, capsys)
+    assert rc == 2 and not out and f"{gold}" in err and "no gold labels" in err
