@@ -72,8 +72,13 @@ def _build(args: argparse.Namespace) -> int:
                            progress=progress)
     st = manifest.stats
     ann = manifest.ann
-    console.print(f"[bold]{manifest.count:,} passages[/bold] from {len(manifest.paper_shards):,} papers in "
-                  f"{len(manifest.shards)} shards → {args.out}")
+    papers, shards = len(manifest.paper_shards), len(manifest.shards)
+    console.print(f"[bold]{manifest.count:,} passages[/bold] from {papers:,} paper{'s' * (papers != 1)} in "
+                  f"{shards} shard{'s' * (shards != 1)} → {args.out}")
+    skipped = int(st.get("skipped_documents", 0))
+    if skipped:
+        console.print(f"  [yellow]{skipped} file{'s' * (skipped != 1)} skipped (unreadable or no text; named in "
+                      "the warnings above)[/yellow]")
     console.print(f"  embedded with {manifest.encoder.model} ({manifest.engine}); dense index "
                   f"{ann.kind if ann else '-'} recall@10 {ann.recall_at_10 if ann else '-'}; "
                   f"{st['index_bytes'] / 2**20:.1f} MiB on disk")

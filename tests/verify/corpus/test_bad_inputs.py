@@ -213,3 +213,14 @@ def test_rebuilding_with_a_smaller_corpus_drops_the_shards_it_no_longer_has(buil
     assert sorted(p.name for p in (idx / "embeddings").glob("part-*")) == ["part-00000.npy"]
     assert sorted(p.name for p in (idx / "bm25").iterdir()) == ["part-00000"]
     assert m.stats["index_bytes"] < load_manifest(built).stats["index_bytes"]
+
+
+def test_the_build_summary_counts_the_files_of_a_folder_it_skipped(tmp_path, capsys):
+    folder = tmp_path / "papers"
+    folder.mkdir()
+    shutil.copy(Path(__file__).parents[3] / "examples" / "papers" / "2509.23657v1.txt", folder)
+    (folder / "2101.00001v1.txt").write_text("\n")
+    capsys.readouterr()
+    assert main(["index", "build", str(folder), "--out", str(tmp_path / "idx"), "--embedder", "hash"]) == 0
+    said = " ".join(capsys.readouterr().err.split())
+    assert "from 1 paper in 1 shard" in said and "1 file skipped (unreadable or no text" in said
