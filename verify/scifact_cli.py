@@ -116,6 +116,11 @@ def verify_scifact(args: argparse.Namespace) -> int:
             first = next(iter(absent))
             logger.warning("%d of %d claims cite doc ids not in %s (claim %s: %s); they get no prediction for those",
                            len(absent), len(claims), args.corpus, first, absent[first][:3])
+        uncited = [int(c["id"]) for c in claims if not c.get("cited_doc_ids")]
+        if uncited:
+            logger.warning("%d of %d claims have no cited_doc_ids (claim %s), so --oracle-abstracts gives them no "
+                           "abstract to label; run without it to search the corpus", len(uncited), len(claims),
+                           uncited[0])
     index = scifact_index(corpus, args.index_dir, args.embedding_model)
     settings = VerifySettings(stance_model=args.stance_model, embedding_model=args.embedding_model, top_k=args.top_k)
     verifier = scifact_verifier(index, corpus, settings)

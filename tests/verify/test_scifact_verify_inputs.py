@@ -57,12 +57,14 @@ def test_the_claims_given_as_corpus_names_the_missing_field(tmp_path, capsys):
 
 def test_oracle_claims_citing_docs_absent_from_the_corpus_are_said(tmp_path, capsys):
     corpus = _write(tmp_path / "corpus.jsonl", CORPUS)
-    claims = _write(tmp_path / "claims.jsonl", [*CLAIMS, {"id": 3, "claim": "X.", "cited_doc_ids": [99]}])
+    claims = _write(tmp_path / "claims.jsonl", [*CLAIMS, {"id": 3, "claim": "X.", "cited_doc_ids": [99]},
+                                                {"id": 4, "claim": "Y."}])
     out = tmp_path / "preds.jsonl"
     rc, stdout, err = _run(capsys, corpus, claims, out, "--oracle-abstracts")
-    assert rc == 0 and [json.loads(x)["id"] for x in out.read_text().splitlines()] == [1, 2, 3]
+    assert rc == 0 and [json.loads(x)["id"] for x in out.read_text().splitlines()] == [1, 2, 3, 4]
     said = " ".join((stdout + err).split())
-    assert "1 of 3 claims cite doc ids not in" in said and "[99]" in said
+    assert "1 of 4 claims cite doc ids not in" in said and "[99]" in said
+    assert "1 of 4 claims have no cited_doc_ids (claim 4)" in said
 
 
 @pytest.mark.parametrize("option", ["--top-docs", "--top-k"])
