@@ -47,7 +47,7 @@ def read_jsonl_rows(path: Path) -> list[dict]:
     return rows
 
 
-def _line_numbers(path: Path) -> list[int]:
+def line_numbers(path: Path) -> list[int]:
     """The file's line number of each row read_jsonl_rows returns (blank lines are skipped there)."""
     return [n for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1) if line.strip()]
 
@@ -72,7 +72,7 @@ def read_corpus(path: Path) -> dict[int, dict]:
     """doc_id -> corpus row ``{doc_id, title, abstract: [sentences], structured}``."""
     out: dict[int, dict] = {}
     rows = read_jsonl_rows(path)
-    for n, row in zip(_line_numbers(path), rows, strict=True):
+    for n, row in zip(line_numbers(path), rows, strict=True):
         try:
             out[int(row["doc_id"])] = {"doc_id": int(row["doc_id"]), "title": str(row.get("title", "")),
                                        "abstract": [str(s) for s in row["abstract"]],
@@ -87,7 +87,7 @@ def read_corpus(path: Path) -> dict[int, dict]:
 def read_claim_rows(path: Path) -> list[dict]:
     """SciFact claim rows ``{id, claim, cited_doc_ids?, evidence?}`` as read, each checked; errors name file:line."""
     rows = read_jsonl_rows(path)
-    for n, row in zip(_line_numbers(path), rows, strict=True):
+    for n, row in zip(line_numbers(path), rows, strict=True):
         missing = [f for f in ("id", "claim") if not isinstance(row, dict) or f not in row]
         if missing:
             raise BadSciFactFile(f"{path}:{n}", f"not a SciFact claim row: missing field {missing[0]!r}")
@@ -167,12 +167,21 @@ def write_predictions(path: Path, preds: Iterable[ClaimPrediction]) -> None:
     atomic_write_text(Path(path), "".join(lines))
 
 
+def _is_int(value: object) -> bool:
+    try:
+        return not isinstance(value, bool | float) and int(str(value)) is not None
+    except ValueError:
+        return False
+
+
 def read_predictions(path: Path) -> list[dict]:
     """Prediction rows ``{id, evidence: {doc_id: {label, sentences}}}``, each checked; errors name file:line."""
     rows = read_jsonl_rows(path)
-    for n, r in zip(_line_numbers(path), rows, strict=True):
+    for n, r in zip(line_numbers(path), rows, strict=True):
         if not isinstance(r, dict) or "id" not in r or not isinstance(r.get("evidence", {}), dict):
             raise BadSciFactFile(f"{path}:{n}", "a prediction needs an id and an evidence object")
+        if not _is_int(r["id"]):
+            raise BadSciFactFile(f"{path}:{n}", f"claim id {r['id']!r} is not a whole number")
         for doc_id, dp in r.get("evidence", {}).items():
             if isinstance(dp, list):
                 raise BadSciFactFile(f"{path}:{n}", f"doc {doc_id} holds a list of rationale sets, as a gold claims "
@@ -188,9 +197,11 @@ def read_predictions(path: Path) -> list[dict]:
 def read_gold(path: Path) -> list[dict]:
     """Gold claim rows ``{id, evidence: {doc_id: [{sentences, label}]}}``, each checked; errors name file:line."""
     rows = read_jsonl_rows(path)
-    for n, r in zip(_line_numbers(path), rows, strict=True):
+    for n, r in zip(line_numbers(path), rows, strict=True):
         if not isinstance(r, dict) or "id" not in r or not isinstance(r.get("evidence", {}), dict):
             raise BadSciFactFile(f"{path}:{n}", "a gold claim needs an id and an evidence object")
+        if not _is_int(r["id"]):
+            raise BadSciFactFile(f"{path}:{n}", f"claim id {r['id']!r} is not a whole number")
         for doc_id, sets in r.get("evidence", {}).items():
             if isinstance(sets, dict):
                 raise BadSciFactFile(f"{path}:{n}", f"doc {doc_id} holds one {{label, sentences}} object, as a "

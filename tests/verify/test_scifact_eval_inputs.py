@@ -77,3 +77,23 @@ def test_a_gold_file_without_labels_is_refused(tmp_path, capsys):
     pred = _write(tmp_path / "pred.jsonl", PRED)
     rc, out, err = _eval(pred, gold, capsys)
     assert rc == 2 and not out and f"{gold}" in err and "no gold labels" in err
+
+
+def test_a_claim_predicted_twice_is_refused(tmp_path, capsys):
+    """Two rows for one claim (two prediction files concatenated): the second silently replaced the first."""
+    gold = _write(tmp_path / "gold.jsonl", GOLD)
+    pred = _write(tmp_path / "pred.jsonl", [*PRED, {"id": 1, "evidence": {}}])
+    rc, out, err = _eval(pred, gold, capsys)
+    assert rc == 2 and not out and f"{pred}:3" in err and "claim 1" in err and "line 1" in err
+
+
+@pytest.mark.parametrize("which", ["pred", "gold"])
+def test_a_claim_id_that_is_no_number_names_the_line(tmp_path, capsys, which):
+    gold = _write(tmp_path / "gold.jsonl", GOLD)
+    pred = _write(tmp_path / "pred.jsonl", PRED)
+    bad = {"pred": pred, "gold": gold}[which]
+    rows = [json.loads(x) for x in bad.read_text().splitlines()]
+    rows[1]["id"] = "abc"
+    _write(bad, rows)
+    rc, out, err = _eval(pred, gold, capsys)
+    assert rc == 2 and not out and f"{bad}:2" in err and "'abc' is not a whole number" in err
