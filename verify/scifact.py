@@ -87,6 +87,7 @@ def read_corpus(path: Path) -> dict[int, dict]:
 def read_claim_rows(path: Path) -> list[dict]:
     """SciFact claim rows ``{id, claim, cited_doc_ids?, evidence?}`` as read, each checked; errors name file:line."""
     rows = read_jsonl_rows(path)
+    seen: dict[int, int] = {}
     for n, row in zip(line_numbers(path), rows, strict=True):
         missing = [f for f in ("id", "claim") if not isinstance(row, dict) or f not in row]
         if missing:
@@ -98,6 +99,8 @@ def read_claim_rows(path: Path) -> list[dict]:
             raise BadSciFactFile(f"{path}:{n}", f"not a SciFact claim row: {e}") from e
         if not isinstance(row["claim"], str):
             raise BadSciFactFile(f"{path}:{n}", "not a SciFact claim row: 'claim' is not text")
+        if seen.setdefault(int(row["id"]), n) != n:
+            raise BadSciFactFile(f"{path}:{n}", f"claim {int(row['id'])} again (first on line {seen[int(row['id'])]})")
     return rows
 
 

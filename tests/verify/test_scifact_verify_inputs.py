@@ -75,3 +75,10 @@ def test_a_count_option_below_one_is_refused(tmp_path, capsys, option):
         main(["-q", "verify-scifact", "--corpus", str(corpus), "--claims", str(claims), "--out",
               str(tmp_path / "p.jsonl"), option, "0"])
     assert e.value.code == 2 and f"argument {option}: must be at least 1, got 0" in capsys.readouterr().err
+
+
+def test_a_claim_given_twice_is_refused(tmp_path, capsys):
+    corpus = _write(tmp_path / "corpus.jsonl", CORPUS)
+    claims = _write(tmp_path / "claims.jsonl", [*CLAIMS, CLAIMS[0]])
+    rc, stdout, err = _run(capsys, corpus, claims, tmp_path / "preds.jsonl")
+    assert rc == 2 and not stdout and f"{claims}:3: claim 1 again (first on line 1)" in err
