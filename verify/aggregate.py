@@ -170,6 +170,19 @@ def decide(claim: Claim, hits: list[ScoredHit], papers: dict[str, Paper], aggreg
     def decisiveness(key: str) -> float:
         return 1.0 - per_key[key][2] if key in per_key else 0.0
 
+    numbers_of: dict[str, _Numbers] = {}  # each version's numbers check and verbatim sentence, found once
+    verbatim_of: dict[str, ScoredHit | None] = {}
+
+    def numbers_in(key: str) -> _Numbers:
+        if key not in numbers_of:
+            numbers_of[key] = _numbers_check(claim.text, by_key[key])
+        return numbers_of[key]
+
+    def verbatim_in(key: str) -> ScoredHit | None:
+        if key not in verbatim_of:
+            verbatim_of[key] = _stated_verbatim(claim.text, by_key[key])
+        return verbatim_of[key]
+
     strongest = max(per_key, key=decisiveness)
     arxiv_id = papers[strongest].ref.arxiv_id if strongest in papers else None
     family = sorted(k for k, p in papers.items() if arxiv_id and p.ref.arxiv_id == arxiv_id and k in per_key)
@@ -180,8 +193,8 @@ def decide(claim: Claim, hits: list[ScoredHit], papers: dict[str, Paper], aggreg
     if cited is not None and cited.version is not None:
         if cited.key in per_key:
             primary = cited.key
-            speaks = int(np.argmax(per_key[primary])) != LABELS.index(Label.NOT_ENOUGH_INFO) or _numbers_check(
-                claim.text, by_key[primary]).status in {"consistent", "mismatch"}
+            speaks = int(np.argmax(per_key[primary])) != LABELS.index(Label.NOT_ENOUGH_INFO) or numbers_in(
+                primary).status in {"consistent", "mismatch"}
             if not speaks and papers[primary].partial and strongest != primary:
                 primary = strongest
                 warnings.append(f"cited {cited.key} is held only in part and says nothing decisive on this claim; "
@@ -190,21 +203,21 @@ def decide(claim: Claim, hits: list[ScoredHit], papers: dict[str, Paper], aggreg
             warnings.append(f"cited {cited.key} is not available; checked against {', '.join(family)} instead")
     elif cited is not None and len(family) > 1:
         warnings.append(f"the citation gives no version; {primary} decides, {len(family) - 1} other version(s) read")
-    if primary in papers and papers[primary].partial and _stated_verbatim(claim.text, by_key[primary]) is None:
+    if primary in papers and papers[primary].partial and verbatim_in(primary) is None:
         # a version held only in part cannot speak for the text we lack: another version that states the claim word
         # for word decides, unless the part we hold states other numbers or reads as a contradiction
-        stated = next((k for k in family if k != primary and _stated_verbatim(claim.text, by_key[k])), None)
+        stated = next((k for k in family if k != primary and verbatim_in(k)), None)
         reads_against = (int(np.argmax(per_key[primary])) == LABELS.index(Label.CONTRADICTED)
                          and decisiveness(primary) >= 0.5)
-        if stated and not reads_against and _numbers_check(claim.text, by_key[primary]).status != "mismatch":
+        if stated and not reads_against and numbers_in(primary).status != "mismatch":
             warnings.append(f"{primary} is held only in part; {stated} states the claim word for word and decides")
             primary = stated
     probs = per_key[primary]
     label = LABELS[int(np.argmax(probs))]
 
-    numbers = _numbers_check(claim.text, by_key[primary])
+    numbers = numbers_in(primary)
     number_details = numbers.details
-    verbatim = _stated_verbatim(claim.text, by_key[primary])
+    verbatim = verbatim_in(primary)
     if verbatim is not None and numbers.status != "mismatch":
         s, c, n = (float(x) for x in probs)
         probs = np.array([s + c, 0.0, n])
@@ -222,7 +235,7 @@ def decide(claim: Claim, hits: list[ScoredHit], papers: dict[str, Paper], aggreg
         if other == primary:
             continue
         other_label = LABELS[int(np.argmax(per_key[other]))]
-        other_numbers = _numbers_check(claim.text, by_key[other])
+        other_numbers = numbers_in(other)
         other_details = other_numbers.details
         dissents = False
         if other_label != label and other_label != Label.NOT_ENOUGH_INFO and decisiveness(other) >= 0.5:
