@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -33,7 +33,8 @@ class BadSciFactFile(ClaimscopeError):
 # ------------------------------------------------------------------------------------------------------- reading
 
 
-def read_jsonl_rows(path: Path) -> list[dict]:
+def read_numbered_rows(path: Path) -> list[tuple[int, Any]]:
+    """(line number, row) of each non-blank line, so a row's problem can name its line."""
     path = Path(path)
     if not path.exists():
         raise BadSciFactFile(str(path), "file not found")
@@ -41,15 +42,23 @@ def read_jsonl_rows(path: Path) -> list[dict]:
     for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         if line.strip():
             try:
-                rows.append(json.loads(line))
+                rows.append((n, json.loads(line)))
             except json.JSONDecodeError as e:
                 raise BadSciFactFile(f"{path}:{n}", f"not JSON: {e.msg}") from e
     return rows
 
 
-def line_numbers(path: Path) -> list[int]:
-    """The file's line number of each row read_jsonl_rows returns (blank lines are skipped there)."""
-    return [n for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1) if line.strip()]
+def read_jsonl_rows(path: Path) -> list[dict]:
+    return [row for _, row in read_numbered_rows(path)]
+
+
+def no_repeated_ids(path: Path, numbered: list[tuple[int, dict]]) -> None:
+    """BadSciFactFile at the line of a claim id seen on an earlier line."""
+    seen: dict[int, int] = {}
+    for n, row in numbered:
+        cid = int(row["id"])
+        if seen.setdefault(cid, n) != n:
+            raise BadSciFactFile(f"{path}:{n}", f"claim {cid} again (first on line {seen[cid]})")
 
 
 def paper_key(doc_id: int | str) -> str:
@@ -71,8 +80,7 @@ def sentence_index(passage: Passage) -> int:
 def read_corpus(path: Path) -> dict[int, dict]:
     """doc_id -> corpus row ``{doc_id, title, abstract: [sentences], structured}``."""
     out: dict[int, dict] = {}
-    rows = read_jsonl_rows(path)
-    for n, row in zip(line_numbers(path), rows, strict=True):
+    for n, row in read_numbered_rows(path):
         try:
             out[int(row["doc_id"])] = {"doc_id": int(row["doc_id"]), "title": str(row.get("title", "")),
                                        "abstract": [str(s) for s in row["abstract"]],
@@ -86,9 +94,8 @@ def read_corpus(path: Path) -> dict[int, dict]:
 
 def read_claim_rows(path: Path) -> list[dict]:
     """SciFact claim rows ``{id, claim, cited_doc_ids?, evidence?}`` as read, each checked; errors name file:line."""
-    rows = read_jsonl_rows(path)
-    seen: dict[int, int] = {}
-    for n, row in zip(line_numbers(path), rows, strict=True):
+    numbered = read_numbered_rows(path)
+    for n, row in numbered:
         missing = [f for f in ("id", "claim") if not isinstance(row, dict) or f not in row]
         if missing:
             raise BadSciFactFile(f"{path}:{n}", f"not a SciFact claim row: missing field {missing[0]!r}")
@@ -99,9 +106,8 @@ def read_claim_rows(path: Path) -> list[dict]:
             raise BadSciFactFile(f"{path}:{n}", f"not a SciFact claim row: {e}") from e
         if not isinstance(row["claim"], str):
             raise BadSciFactFile(f"{path}:{n}", "not a SciFact claim row: 'claim' is not text")
-        if seen.setdefault(int(row["id"]), n) != n:
-            raise BadSciFactFile(f"{path}:{n}", f"claim {int(row['id'])} again (first on line {seen[int(row['id'])]})")
-    return rows
+    no_repeated_ids(path, numbered)
+    return [row for _, row in numbered]
 
 
 def doc_passages(doc: Mapping) -> list[Passage]:
@@ -179,12 +185,8 @@ def _is_int(value: object) -> bool:
 
 def read_predictions(path: Path) -> list[dict]:
     """Prediction rows ``{id, evidence: {doc_id: {label, sentences}}}``, each checked; errors name file:line."""
-    rows = read_jsonl_rows(path)
-    for n, r in zip(line_numbers(path), rows, strict=True):
-        if not isinstance(r, dict) or "id" not in r or not isinstance(r.get("evidence", {}), dict):
-            raise BadSciFactFile(f"{path}:{n}", "a prediction needs an id and an evidence object")
-        if not _is_int(r["id"]):
-            raise BadSciFactFile(f"{path}:{n}", f"claim id {r['id']!r} is not a whole number")
+    numbered = _evidence_rows(path, "a prediction")
+    for n, r in numbered:
         for doc_id, dp in r.get("evidence", {}).items():
             if isinstance(dp, list):
                 raise BadSciFactFile(f"{path}:{n}", f"doc {doc_id} holds a list of rationale sets, as a gold claims "
@@ -194,17 +196,25 @@ def read_predictions(path: Path) -> list[dict]:
                 raise BadSciFactFile(f"{path}:{n}", f"doc {doc_id}: label {label!r} is not SUPPORT/CONTRADICT")
             if not isinstance(dp.get("sentences", []), list):
                 raise BadSciFactFile(f"{path}:{n}", f"doc {doc_id}: sentences must be a list of sentence indices")
-    return rows
+    return [r for _, r in numbered]
+
+
+def _evidence_rows(path: Path, what: str) -> list[tuple[int, dict]]:
+    """Numbered rows that each have a whole-number id and an evidence object, no id twice (predictions, gold)."""
+    numbered = read_numbered_rows(path)
+    for n, r in numbered:
+        if not isinstance(r, dict) or "id" not in r or not isinstance(r.get("evidence", {}), dict):
+            raise BadSciFactFile(f"{path}:{n}", f"{what} needs an id and an evidence object")
+        if not _is_int(r["id"]):
+            raise BadSciFactFile(f"{path}:{n}", f"claim id {r['id']!r} is not a whole number")
+    no_repeated_ids(path, numbered)
+    return numbered
 
 
 def read_gold(path: Path) -> list[dict]:
     """Gold claim rows ``{id, evidence: {doc_id: [{sentences, label}]}}``, each checked; errors name file:line."""
-    rows = read_jsonl_rows(path)
-    for n, r in zip(line_numbers(path), rows, strict=True):
-        if not isinstance(r, dict) or "id" not in r or not isinstance(r.get("evidence", {}), dict):
-            raise BadSciFactFile(f"{path}:{n}", "a gold claim needs an id and an evidence object")
-        if not _is_int(r["id"]):
-            raise BadSciFactFile(f"{path}:{n}", f"claim id {r['id']!r} is not a whole number")
+    numbered = _evidence_rows(path, "a gold claim")
+    for n, r in numbered:
         for doc_id, sets in r.get("evidence", {}).items():
             if isinstance(sets, dict):
                 raise BadSciFactFile(f"{path}:{n}", f"doc {doc_id} holds one {{label, sentences}} object, as a "
@@ -212,7 +222,7 @@ def read_gold(path: Path) -> list[dict]:
             if not isinstance(sets, list) or not all(isinstance(x, dict) and x.get("label") in ALLOWED
                                                      for x in sets):
                 raise BadSciFactFile(f"{path}:{n}", f"doc {doc_id}: not a list of SUPPORT/CONTRADICT rationale sets")
-    return rows
+    return [r for _, r in numbered]
 
 
 # ------------------------------------------------------------------------------------------------------- metrics
